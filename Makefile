@@ -1,0 +1,39 @@
+# ruledger: `make run` sets up and runs the sample clients; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+OUT    ?= out
+STATE  ?= state
+
+.PHONY: run test lint schemas clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# Every shipped client over its sample nights, in date order. A second `make run`
+# finds every night already posted and changes nothing (exit 0).
+run: $(STAMP)
+	@set -e; for rules in rules/*/; do \
+	  client=$$(basename $$rules); \
+	  for night in $$(ls -d samples/$$client/*/ 2>/dev/null | sort); do \
+	    $(BIN)/ruledger run $$rules --drop $$night --state $(STATE)/$$client.duckdb --out $(OUT); \
+	  done; \
+	done
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check engine tests
+
+# Rewrite schemas/tables/*.json from engine/tables.py (a test keeps them in step).
+schemas: $(STAMP)
+	$(BIN)/python -m engine.tables schemas/tables
+
+clean:
+	rm -rf $(OUT) $(STATE)

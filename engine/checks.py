@@ -1,0 +1,303 @@
+"""Typing and checking drop rows in one SQL pass: a check is a query for bad rows.
+
+`row_checks` lists, per column, how its text becomes a typed value and what
+makes a value bad; `reject_split` runs them over a raw table and returns the
+accepted rows (canonical schema) and the rejects (file, row, column, value,
+reason). Business-key checks that need the state store (unknown customer,
+processed ids) are in `engine.references`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from iso4217 import Currency
+from sqlglot import exp
+
+from engine import tables
+from engine.config.client import InputMapping
+from engine.config.ruleset import RuleSet
+from engine.dsl.compile import bind_as_of, literal
+from engine.executor import Executor
+from engine.readers import ROW
+
+FILE = "__file"
+_CURRENCY_COLUMNS = {"currency", "from_currency", "to_currency"}
+_COUNTRY_COLUMNS = {"country", "ship_to_country"}
+_REGION_COLUMNS = {"region", "ship_to_region"}
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+
+
+@dataclass(frozen=True)
+class Check:
+    """Rows where `ok` is false are rejected, naming `column` and `reason`."""
+
+    column: str
+    ok: exp.Expression
+    reason: str
+
+
+def _col(name: str) -> exp.Column:
+    return exp.column(name, quoted=True)
+
+
+def _text(name: str) -> exp.Expression:
+    """The raw text, trimmed, with '' as null."""
+    return exp.Nullif(this=exp.Trim(this=_col(name)), expression=exp.Literal.string(""))
+
+
+def _raw(name: str) -> str:
+    return f"__raw_{name}"
+
+
+def _like(value: exp.Expression, pattern: str) -> exp.Expression:
+    return exp.RegexpLike(this=value, expression=exp.Literal.string(pattern))
+
+
+def _number_text(name: str, mapping: InputMapping | None) -> exp.Expression:
+    text = exp.Anonymous(this="REPLACE", expressions=[_text(name), exp.Literal.string(" "),
+                                                      exp.Literal.string("")])
+    if mapping and mapping.decimal_comma:
+        no_thousands = exp.Anonymous(this="REPLACE", expressions=[
+            text, exp.Literal.string("."), exp.Literal.string("")])
+        return exp.Anonymous(this="REPLACE", expressions=[
+            no_thousands, exp.Literal.string(","), exp.Literal.string(".")])
+    return text
+
+
+def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp.Expression:
+    """The typed value of column `name` from its text; null when it does not parse."""
+    text = _text(name)
+    if pa.types.is_decimal(typ):
+        number = _number_text(name, mapping)
+        shape = _like(number, rf"^[+-]?\d+(\.\d{{0,{typ.scale}}})?$")
+        target = exp.DataType.build(f"DECIMAL({typ.precision},{typ.scale})")
+        return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=number, to=target))])
+    if pa.types.is_integer(typ):
+        shape = _like(text, r"^[+-]?\d+$")
+        return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=text, to=exp.DataType.build("BIGINT")))])
+    if pa.types.is_boolean(typ):
+        lower = exp.Lower(this=text)
+        return exp.Case(ifs=[
+            exp.If(this=exp.In(this=lower, expressions=[exp.Literal.string(v) for v in _TRUE]),
+                   true=exp.true()),
+            exp.If(this=exp.In(this=lower, expressions=[exp.Literal.string(v) for v in _FALSE]),
+                   true=exp.false())])
+    if pa.types.is_date(typ):
+        if mapping and mapping.date_format:
+            return exp.StrToDate(this=text, format=exp.Literal.string(mapping.date_format),
+                                 safe=True)
+        shape = _like(text, r"^\d{4}-\d{2}-\d{2}$")
+        return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=text, to=exp.DataType.build("DATE")))])
+    return text
+
+
+def _parse_reason(typ: pa.DataType, mapping: InputMapping | None) -> str:
+    if pa.types.is_decimal(typ):
+        sep = "a decimal comma" if mapping and mapping.decimal_comma else "a decimal point"
+        return f"not a decimal number with {sep} and at most {typ.scale} decimal places"
+    if pa.types.is_integer(typ):
+        return "not a whole number"
+    if pa.types.is_boolean(typ):
+        return "not true or false"
+    if pa.types.is_date(typ):
+        fmt = mapping.date_format if mapping and mapping.date_format else "%Y-%m-%d"
+        return f"not a date in the format {fmt}"
+    return "not valid"
+
+
+@lru_cache(maxsize=1)
+def _currencies() -> tuple[str, ...]:
+    return tuple(sorted(c.code for c in Currency if c.exponent is not None))
+
+
+def _domain_checks(table: str, name: str) -> list[Check]:
+    value = _col(name)
+    null = exp.Is(this=value, expression=exp.null())
+    checks = []
+    if name in _CURRENCY_COLUMNS:
+        known = exp.In(this=value, expressions=[exp.Literal.string(c) for c in _currencies()])
+        checks.append(Check(name, exp.or_(null, known), "not an ISO 4217 currency code"))
+    elif name in _COUNTRY_COLUMNS:
+        checks.append(Check(name, exp.or_(null, _like(value, r"^[A-Z]{2}$")),
+                            "not an ISO 3166-1 alpha-2 country code (two capital letters)"))
+    elif name in _REGION_COLUMNS:
+        checks.append(Check(name, exp.or_(null, _like(value, r"^[A-Z]{2}-[A-Z0-9]{1,3}$")),
+                            "not an ISO 3166-2 region code such as US-CA"))
+    positive = {("payments", "amount"), ("fx_rates", "rate")}
+    if (table, name) in positive:
+        checks.append(Check(name, exp.or_(null, exp.GT(this=value, expression=exp.Literal.number(0))),
+                            "must be greater than zero"))
+    if (table, name) == ("disputes", "status"):
+        allowed = exp.In(this=value, expressions=[exp.Literal.string("open"),
+                                                  exp.Literal.string("resolved")])
+        checks.append(Check(name, exp.or_(null, allowed), "must be open or resolved"))
+    return checks
+
+
+def row_checks(table: str, present: list[str], mapping: InputMapping | None,
+               ruleset: RuleSet) -> list[Check]:
+    """Every check of one input table's rows, in column order."""
+    schema = tables.INPUTS[table]
+    out: list[Check] = []
+    for f in schema:
+        if f.name in present and not pa.types.is_string(f.type):
+            parsed_ok = exp.or_(exp.Is(this=_col(_raw(f.name)), expression=exp.null()),
+                                exp.not_(exp.Is(this=_col(f.name), expression=exp.null())))
+            out.append(Check(f.name, parsed_ok, _parse_reason(f.type, mapping)))
+        if not f.nullable:  # a value that is there but does not parse is reported above
+            given = [exp.not_(exp.Is(this=_col(n), expression=exp.null()))
+                     for n in (f.name, _raw(f.name))]
+            out.append(Check(f.name, exp.or_(*given), "a value is required"))
+        out += _domain_checks(table, f.name)
+    return out
+
+
+def _computed(mapping: InputMapping | None, ruleset: RuleSet,
+              as_of: dt.date | None) -> dict[str, exp.Expression]:
+    if not mapping:
+        return {}
+    out = {}
+    for comp in mapping.computed:
+        compiled = ruleset.expression("client", comp.path).sql
+        out[comp.column] = bind_as_of(compiled, as_of) if as_of else compiled
+    return out
+
+
+def _select_typed(raw_name: str, table: str, present: list[str],
+                  mapping: InputMapping | None) -> exp.Select:
+    """Raw text to typed canonical columns (absent optional ones as typed nulls)."""
+    schema = tables.INPUTS[table]
+    cols: list[exp.Expression] = [_col(FILE), _col(ROW)]
+    for f in schema:
+        sql_type = _sql_type(f.type)
+        if f.name in present:
+            cols.append(exp.alias_(exp.cast(parse_expr(f.name, f.type, mapping), sql_type),
+                                   f.name, quoted=True))
+            cols.append(exp.alias_(_text(f.name), _raw(f.name), quoted=True))
+        else:
+            cols.append(exp.alias_(exp.cast(exp.null(), sql_type), f.name, quoted=True))
+            cols.append(exp.alias_(exp.cast(exp.null(), "VARCHAR"), _raw(f.name), quoted=True))
+    return exp.select(*cols).from_(raw_name)
+
+
+def _sql_type(typ: pa.DataType) -> exp.DataType:
+    if pa.types.is_decimal(typ):
+        return exp.DataType.build(f"DECIMAL({typ.precision},{typ.scale})")
+    return exp.DataType.build({"int64": "BIGINT", "bool": "BOOLEAN", "date32[day]": "DATE"}
+                              .get(str(typ), "VARCHAR"))
+
+
+# Documented defaults of optional input columns (SPEC section 2).
+DEFAULTS: dict[tuple[str, str], object] = {
+    ("customers", "tax_exempt"): False,
+    ("transactions", "tax_category"): "standard",
+    ("opening_items", "dunning_level"): 0,
+}
+
+
+def _with_computed(typed: exp.Select, computed: dict[str, exp.Expression],
+                   table: str) -> exp.Select:
+    """Computed columns replace or add canonical columns; then defaults fill gaps."""
+    schema = tables.INPUTS[table]
+    cols: list[exp.Expression] = [_col(FILE), _col(ROW)]
+    for f in schema:
+        value = computed.get(f.name)
+        value = exp.cast(value, _sql_type(f.type)) if value is not None else _col(f.name)
+        if (table, f.name) in DEFAULTS:
+            value = exp.Coalesce(this=value, expressions=[literal(DEFAULTS[(table, f.name)])])
+        cols.append(exp.alias_(value, f.name, quoted=True))
+        cols.append(_col(_raw(f.name)))
+    return exp.select(*cols).from_(typed.subquery("typed"))
+
+
+def _duplicate_check(table: str) -> tuple[exp.Expression, exp.Expression] | None:
+    keys = tables.INPUT_KEYS.get(table)
+    if not keys:
+        return None
+    window = exp.Window(this=exp.RowNumber(), partition_by=[_col(k) for k in keys],
+                        order=exp.Order(expressions=[exp.Ordered(this=_col(ROW))]))
+    first = exp.Window(this=exp.Min(this=_col(ROW)), partition_by=[_col(k) for k in keys])
+    return window, first
+
+
+def checked_query(source: str, table: str, present: list[str], mapping: InputMapping | None,
+                  ruleset: RuleSet, as_of: dt.date | None = None) -> exp.Select:
+    """The one statement that types and checks a raw table `source` of `table`.
+
+    Its rows are every input row with the typed canonical columns and, for a bad
+    row, __col/__val/__why naming the first bad column, its text and every problem.
+    """
+    checks = row_checks(table, present, mapping, ruleset)
+    typed = _select_typed(source, table, present, mapping)
+    query = _with_computed(typed, _computed(mapping, ruleset, as_of), table)
+    dup = _duplicate_check(table)
+    keys = tables.INPUT_KEYS.get(table, ()) if dup else ()
+    if dup:
+        query = exp.select("*", exp.alias_(dup[0], "__dup"), exp.alias_(dup[1], "__first")
+                           ).from_(query.subquery("computed"))
+    return exp.select("*", *_reject_columns(checks, keys)).from_(query.subquery("checked"))
+
+
+def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
+                 executor: Executor, file_name: str,
+                 as_of: dt.date | None = None) -> tuple[pa.Table, pa.Table]:
+    """(accepted rows in the canonical schema plus __file/__row, rejects)."""
+    name = f"raw_{table}"
+    executor.register(name, raw.append_column(FILE, pa.array([file_name] * raw.num_rows,
+                                                              pa.string())))
+    present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
+    result = executor.fetch(checked_query(name, table, present, mapping, ruleset, as_of))
+    return _accepted(result, table), _rejects(result)
+
+
+def _reject_columns(checks: list[Check], keys: tuple[str, ...]) -> list[exp.Expression]:
+    """__col, __val and __why: the first bad column, its text, and every problem."""
+    items = list(checks)
+    if keys:
+        dup_ok = exp.or_(exp.EQ(this=_col("__dup"), expression=exp.Literal.number(1)),
+                         *[exp.Is(this=_col(k), expression=exp.null()) for k in keys])
+        items.append(Check(keys[-1] if len(keys) == 1 else keys[0], dup_ok, "__duplicate__"))
+    first_col = exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=exp.Literal.string(c.column))
+                              for c in items])
+    first_val = exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=_col(_raw(c.column)))
+                              for c in items])
+    reasons = [exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=_reason(c, keys))])
+               for c in items]
+    why = exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string("; "), *reasons])
+    return [exp.alias_(first_col, "__col"), exp.alias_(first_val, "__val"),
+            exp.alias_(why, "__why")]
+
+
+def _reason(check: Check, keys: tuple[str, ...]) -> exp.Expression:
+    if check.reason == "__duplicate__":
+        label = " and ".join(keys)
+        return exp.Concat(expressions=[
+            exp.Literal.string(f"duplicate {label}: first given in row "),
+            exp.cast(_col("__first"), "VARCHAR")])
+    return exp.Literal.string(f"{check.column}: {check.reason}")
+
+
+def _accepted(result: pa.Table, table: str) -> pa.Table:
+    good = result.filter(pc.is_null(result.column("__col")))
+    schema = tables.INPUTS[table]
+    fields = [pa.field(f.name, f.type) for f in schema]
+    fields += [pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())]
+    target = pa.schema(fields)
+    return good.select(target.names).cast(target)
+
+
+def _rejects(result: pa.Table) -> pa.Table:
+    bad = result.filter(pc.is_valid(result.column("__col")))
+    return pa.table({
+        "source_file": bad.column(FILE),
+        "row_number": bad.column(ROW),
+        "column": bad.column("__col"),
+        "value": bad.column("__val"),
+        "reason": bad.column("__why"),
+    })

@@ -1,0 +1,161 @@
+"""The `ruledger` command: arguments, exit codes, and one clear message per error.
+
+Each command calls one library function; `_handle` turns our errors into
+their message and exit code, with a traceback only under --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from loguru import logger
+
+from engine import __version__, log
+from engine.errors import Diagnostic, RuledgerError, RuleError, diagnostics_json
+
+DIALECTS = ("duckdb", "spark", "postgres", "snowflake", "bigquery", "trino")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Load, validate, type-check and compile every rule file; list every problem."""
+    from engine.config.ruleset import load_ruleset
+
+    worst = 0
+    every: list[Diagnostic] = []
+    for folder in args.rules_dir:
+        try:
+            ruleset = load_ruleset(folder)
+        except RuleError as exc:
+            every += exc.diagnostics
+            worst = 2
+            if not args.json:
+                print("\n\n".join(d.render() for d in exc.diagnostics), file=sys.stderr)
+                print(f"{folder}: {len(exc.diagnostics)} error(s)", file=sys.stderr)
+            continue
+        every += ruleset.warnings
+        if not args.json:
+            for warning in ruleset.warnings:
+                print(warning.render(), file=sys.stderr)
+            print(f"{folder}: ok ({len(ruleset.files)} files, "
+                  f"{len(ruleset.expressions)} expressions, rules digest {ruleset.digest[:12]})")
+    if args.json:
+        print(diagnostics_json(every))
+    return worst
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Print each compiled expression and the ingest statement of each input table."""
+    from engine.plan import compiled_sql
+
+    print(compiled_sql(args.rules_dir, args.dialect))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The nightly batch for one client."""
+    from engine.run import RunOptions, run_night
+
+    options = RunOptions(rules_dir=args.rules_dir, drop_dir=args.drop, as_of=args.as_of,
+                         state_path=args.state, out_root=args.out, fmt=args.format,
+                         memory_limit=args.memory_limit)
+    result = run_night(options)
+    summary = {"client": result.client, "as_of": result.as_of.isoformat(),
+               "status": result.status, "run_id": result.run_id,
+               "outputs": str(result.folder), **result.counts}
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        print(_summary_text(summary))
+    return 0
+
+
+def _summary_text(summary: dict) -> str:
+    accepted = summary.get("accepted", {})
+    lines = [f"{summary['client']} {summary['as_of']}: {summary['status']} "
+             f"(run {summary['run_id']})",
+             f"  rows in      {summary.get('rows_in', 0):>8}",
+             f"  rejected     {summary.get('rejected', 0):>8}"]
+    lines += [f"  {table:<12} {n:>8} accepted" for table, n in accepted.items()]
+    lines.append(f"  outputs      {summary['outputs']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ruledger", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ruledger {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-json", action="store_true", help="logs as JSON lines on stderr")
+    common.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", parents=[common], help=cmd_check.__doc__,
+                       description=cmd_check.__doc__)
+    p.add_argument("rules_dir", nargs="+", type=Path, metavar="RULES_DIR")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compile", parents=[common], help=cmd_compile.__doc__,
+                       description=cmd_compile.__doc__)
+    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
+    p.add_argument("--dialect", choices=DIALECTS, default="duckdb")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", parents=[common], help=cmd_run.__doc__, description=cmd_run.__doc__)
+    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
+    p.add_argument("--drop", type=Path, required=True, metavar="DIR", help="the night's drop")
+    p.add_argument("--as-of", type=_date, metavar="DATE",
+                   help="the business date (default: the drop folder's name)")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="the client's state file (default: state/<client>.duckdb)")
+    p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
+                   help="output root; the night goes to OUT/<client>/<as-of>/")
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 2GB")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def _handle(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return func(args)
+    except RuledgerError as exc:
+        if getattr(args, "json", False):
+            print(diagnostics_json(exc.diagnostics))
+        print("\n\n".join(d.render() for d in exc.diagnostics), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was committed", file=sys.stderr)
+        return 4
+    except Exception as exc:
+        if args.debug:
+            raise
+        logger.opt(exception=exc).debug("internal failure")
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+              "traceback); nothing was committed", file=sys.stderr)
+        return 4
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    log.setup(json_lines=args.log_json, verbose=args.debug)
+    return _handle(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

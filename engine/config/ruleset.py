@@ -1,0 +1,229 @@
+"""A client's rule folder loaded, validated, type-checked and compiled: the RuleSet.
+
+Loading is pure: files in, typed records and sqlglot trees out. Every problem
+of every file is collected before anything raises, so one `ruledger check`
+lists them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from engine.config.client import ClientConfig, build_client
+from engine.config.schema import RULE_KINDS, DslSite, validate
+from engine.config.semantic import CLIENT_CHECKS
+from engine.config.yamlpos import Positions, load_yaml
+from engine.dsl import ast
+from engine.dsl.check import check
+from engine.dsl.compile import Target, compile_expr
+from engine.dsl.parser import parse
+from engine.dsl.scope import SCOPE_TABLES, Scope, scope_for
+from engine.errors import Diagnostic, Diagnostics, RuleError, SourceRef, did_you_mean
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    kind: str
+    path: Path
+    sha256: str
+    data: Any
+    pos: Positions
+
+
+@dataclass(frozen=True)
+class CompiledExpr:
+    """One DSL expression of a rule file, checked and compiled."""
+
+    ref: SourceRef
+    file_kind: str
+    path: tuple
+    text: str
+    type: str
+    node: ast.Node
+    sql: exp.Expression
+
+    @property
+    def where(self) -> str:
+        return ".".join(str(p) for p in self.path)
+
+
+@dataclass
+class RuleSet:
+    root: Path
+    client: ClientConfig
+    files: dict[str, RuleFile]
+    expressions: list[CompiledExpr] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        """sha256 over every rule file's name and content, in name order."""
+        h = hashlib.sha256()
+        for name, digest in sorted(self.file_digests().items()):
+            h.update(f"{name}\0{digest}\n".encode())
+        return h.hexdigest()
+
+    def file_digests(self) -> dict[str, str]:
+        return {f.path.name: f.sha256 for f in self.files.values()}
+
+    def expression(self, file_kind: str, path: tuple) -> CompiledExpr:
+        for e in self.expressions:
+            if e.file_kind == file_kind and e.path == path:
+                return e
+        raise KeyError((file_kind, path))
+
+
+def rule_files(root: Path) -> list[Path]:
+    """The rule files of a client folder (its tests/ are not rules)."""
+    found = [*root.glob("*.yaml"), *root.glob("*.yml"), *root.glob("*.rules")]
+    return sorted(p for p in found if p.is_file())
+
+
+def load_ruleset(root: Path | str) -> RuleSet:
+    """Load and check a client's rule folder; raise RuleError listing every problem."""
+    root = Path(root)
+    diags = Diagnostics()
+    if not root.is_dir():
+        raise RuleError([Diagnostic("E001", f"{root} is not a folder of rule files")])
+    files = _read_files(root, diags)
+    client = _client(root, files, diags)
+    ruleset = RuleSet(root, client, files) if client else None
+    if ruleset is not None:
+        _compile_all(ruleset, diags)
+    diags.raise_if_any()
+    assert ruleset is not None
+    ruleset.warnings = [d for d in diags.items if d.severity != "error"]
+    return ruleset
+
+
+def _read_files(root: Path, diags: Diagnostics) -> dict[str, RuleFile]:
+    files: dict[str, RuleFile] = {}
+    for path in rule_files(root):
+        raw = path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        if path.suffix == ".rules":
+            diags.items.append(Diagnostic(
+                "W001", "custom rule files (*.rules) are not compiled by this version yet",
+                SourceRef(str(path), 1, 1), severity="warning"))
+            continue
+        loaded = _load_one(path, raw, diags)
+        if loaded is None:
+            continue
+        kind, data, pos = loaded
+        if kind in files:
+            diags.add("E122", f"a second {kind} file; the first is {files[kind].path.name}",
+                      pos.ref(("kind",)), "keep one file of each kind per client")
+            continue
+        schema_errors, sites = validate(kind, data, pos)
+        diags.extend(schema_errors)
+        files[kind] = RuleFile(kind, path, digest, data, pos)
+        files[kind].data["__sites__"] = sites if not schema_errors else _safe_sites(sites)
+    return files
+
+
+def _safe_sites(sites: list[DslSite]) -> list[DslSite]:
+    return sites  # a schema error elsewhere in the file does not stop DSL checks
+
+
+def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Positions] | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        diags.add("E102", f"not UTF-8 text (byte {exc.start})", SourceRef(str(path), 1, 1))
+        return None
+    try:
+        data, pos = load_yaml(text, str(path))
+    except RuleError as exc:
+        diags.extend(exc.diagnostics)
+        return None
+    if not isinstance(data, dict):
+        diags.add("E120", "a rule file is a mapping with `kind` and `version`",
+                  SourceRef(str(path), 1, 1))
+        return None
+    kind = data.get("kind")
+    if kind not in RULE_KINDS:
+        ref = pos.ref(("kind",)) if "kind" in data else SourceRef(str(path), 1, 1)
+        hint = did_you_mean(str(kind), RULE_KINDS) or f"kinds: {', '.join(RULE_KINDS)}"
+        diags.add("E121", f"unknown rule file kind {kind!r}" if kind else "missing `kind`",
+                  ref, hint)
+        return None
+    return kind, data, pos
+
+
+def _client(root: Path, files: dict[str, RuleFile], diags: Diagnostics) -> ClientConfig | None:
+    rule_file = files.get("client")
+    if rule_file is None:
+        if not any(d.code == "E100" and "client" in (d.ref.file if d.ref else "")
+                   for d in diags.items):
+            diags.add("E123", f"{root} has no client.yaml", SourceRef(str(root / "client.yaml"), 1),
+                      "every client folder starts with a client.yaml (kind: client)")
+        return None
+    if any(d.ref and d.ref.file == str(rule_file.path) for d in diags.items):
+        return None  # schema errors: typed records cannot be built
+    client = build_client(rule_file.data, rule_file.pos)
+    for check_client in CLIENT_CHECKS:
+        diags.extend(check_client(client))
+    return client
+
+
+def _compile_all(ruleset: RuleSet, diags: Diagnostics) -> None:
+    client = ruleset.client
+    for kind, rule_file in ruleset.files.items():
+        for site in rule_file.data.get("__sites__", []):
+            scope = scope_for(site.scope, client.constants(), client.sets)
+            if site.kind == "template":
+                diags.extend(check_template(site.text, scope, rule_file.pos, site.path))
+                continue
+            compiled = compile_site(kind, rule_file.pos, site.path, site.text, scope,
+                                    site.type, client.rounding, diags)
+            if compiled:
+                ruleset.expressions.append(compiled)
+    inputs_file = ruleset.files["client"]
+    for mapping in client.inputs.values():
+        for comp in mapping.computed:
+            row = SCOPE_TABLES[mapping.table][0]
+            scope = Scope(mapping.table, row, {}, client.constants(), client.sets)
+            compiled = compile_site("client", inputs_file.pos, comp.path, comp.text, scope,
+                                    row.get(comp.column), client.rounding, diags)
+            if compiled:
+                ruleset.expressions.append(compiled)
+
+
+def compile_site(kind: str, pos: Positions, path: tuple, text: str, scope: Scope,
+                 wanted: str | None, rounding: str, diags: Diagnostics) -> CompiledExpr | None:
+    """Parse, check and compile the expression at `path`; record problems in `diags`."""
+    def origin(line: int, col: int, length: int) -> SourceRef:
+        return pos.text_ref(path, line, col, length)
+
+    try:
+        node = parse(text, origin)
+    except RuleError as exc:
+        diags.extend(exc.diagnostics)
+        return None
+    type_, problems = check(node, scope, wanted)
+    if problems:
+        diags.extend(problems)
+        return None
+    sql = compile_expr(node, Target(scope, rounding))
+    return CompiledExpr(pos.ref(path), kind, path, text, type_, node, sql)
+
+
+def check_template(text: str, scope: Scope, pos: Positions, path: tuple) -> list[Diagnostic]:
+    """Every `{field}` placeholder of a printed text names a field of the scope."""
+    out = []
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1).strip()
+        parts = tuple(name.split("."))
+        if scope.lookup(parts) is None:
+            ref = pos.text_ref(path, 1, match.start() + 1, len(match.group(0)))
+            out.append(Diagnostic("E216", f"unknown field {name} in placeholder", ref,
+                                  did_you_mean(name, scope.names())))
+    return out

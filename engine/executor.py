@@ -1,0 +1,71 @@
+"""The executor: register Arrow tables, run sqlglot statements, fetch Arrow.
+
+Stages talk to this small interface only, so another engine (Spark, through
+sqlglot's spark dialect) can be added without touching them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+
+class Executor(Protocol):
+    dialect: str
+
+    def register(self, name: str, table: pa.Table) -> None: ...
+
+    def execute(self, statement: exp.Expression | str) -> None: ...
+
+    def fetch(self, query: exp.Expression | str) -> pa.Table: ...
+
+
+class DuckDBExecutor:
+    """DuckDB in process; the client's state file is attached as `state`."""
+
+    dialect = "duckdb"
+
+    def __init__(self, memory_limit: str | None = None, threads: int | None = None):
+        config = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(":memory:", config=config)
+
+    def render(self, statement: exp.Expression | str) -> str:
+        return statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def execute(self, statement: exp.Expression | str) -> None:
+        self.con.execute(self.render(statement)).fetchall()
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """A parameterised statement of our own (state store upkeep); all its rows."""
+        return self.con.execute(sql, params or []).fetchall()
+
+    def fetch(self, query: exp.Expression | str) -> pa.Table:
+        return self.con.sql(self.render(query)).to_arrow_table()
+
+    def attach(self, path: Path, alias: str = "state") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}").fetchall()
+
+    def detach(self, alias: str = "state") -> None:
+        self.con.execute(f"DETACH {alias}").fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")

@@ -1,0 +1,193 @@
+"""A drop folder to Arrow tables with the canonical schemas, plus rejects.
+
+Per table: find the file (the client's mapping or `<table>.csv|.parquet|.jsonl`),
+read every value as text, rename, then type and check every value in one SQL
+pass; compute the client's computed columns; a row with any bad value goes to
+`rejects` with file, 1-based row, column, value and reason (all its problems in
+the reason), and a good row is never dropped because a neighbour is bad.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from sqlglot import exp
+
+from engine import tables
+from engine.checks import reject_split
+from engine.config.client import InputMapping
+from engine.config.ruleset import RuleSet
+from engine.errors import Diagnostic, DropRefused
+from engine.executor import Executor
+from engine.readers import ROW, RawTable, read_file
+
+FILE = "__file"
+DEFAULT_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".json", ".ndjson")
+
+
+@dataclass
+class InputFile:
+    table: str
+    path: Path
+    sha256: str
+    rows: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class Drop:
+    """Accepted rows per table (canonical columns plus __file, __row) and the rejects."""
+
+    folder: Path
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: list[pa.Table] = field(default_factory=list)
+    files: list[InputFile] = field(default_factory=list)
+
+    def file(self, name: str) -> InputFile:
+        return next(f for f in self.files if f.path.name == name)
+
+    def reject_table(self) -> pa.Table:
+        schema = _reject_schema()
+        parts = [t.select(schema.names).cast(schema) for t in self.rejects if t.num_rows]
+        if not parts:
+            return schema.empty_table()
+        return pa.concat_tables(parts).sort_by([("source_file", "ascending"),
+                                                ("row_number", "ascending")])
+
+    @property
+    def total_rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+
+def _reject_schema() -> pa.Schema:
+    schema = tables.OUTPUTS["rejects"]
+    return pa.schema([schema.field(n) for n in schema.names if n != "run_id"])
+
+
+def find_files(folder: Path, table: str, mapping: InputMapping | None) -> list[Path]:
+    """The drop files of `table`, by the client's mapping or by the default names."""
+    if mapping and mapping.file:
+        return sorted(p for p in folder.glob(mapping.file) if p.is_file())
+    found = [folder / f"{table}{ext}" for ext in DEFAULT_EXTENSIONS]
+    found = [p for p in found if p.is_file()]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise DropRefused([Diagnostic("E301", f"{table} is given twice in {folder}: {names}",
+                                      hint="keep one file per table")])
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def drop_files(folder: Path, ruleset: RuleSet) -> list[tuple[str, Path]]:
+    """(table, file) for every file of the drop that a run reads, in table order."""
+    if not folder.is_dir():
+        raise DropRefused([Diagnostic("E300", f"the drop folder {folder} does not exist")])
+    return [(table, path) for table in tables.INPUTS
+            for path in find_files(folder, table, ruleset.client.inputs.get(table))]
+
+
+def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
+           as_of: dt.date | None = None) -> Drop:
+    """Read every table of the drop; see the module docstring."""
+    drop = Drop(folder)
+    parts: dict[str, list[pa.Table]] = {}
+    for table, path in drop_files(folder, ruleset):
+        mapping = ruleset.client.inputs.get(table)
+        accepted = _ingest_file(path, table, mapping, ruleset, executor, drop, as_of)
+        parts.setdefault(table, []).append(accepted)
+    drop.tables = {table: pa.concat_tables(p) for table, p in parts.items()}
+    return drop
+
+
+def _ingest_file(path: Path, table: str, mapping: InputMapping | None, ruleset: RuleSet,
+                 executor: Executor, drop: Drop, as_of: dt.date | None) -> pa.Table:
+    info = InputFile(table, path, sha256_file(path))
+    drop.files.append(info)
+    raw = read_file(path, mapping.format if mapping else None,
+                    mapping.delimiter if mapping else ",")
+    raw = _renamed(raw, mapping)
+    missing = _missing_required(raw, table, mapping)
+    problem = raw.problem or (f"missing required column {', '.join(missing)}" if missing else None)
+    broken = _broken_rejects(raw, path, problem)
+    accepted, rejected = (_empty_accepted(table), None) if problem else reject_split(
+        raw.table, table, mapping, ruleset, executor, path.name, as_of)
+    drop.rejects += [t for t in (broken, rejected) if t is not None]
+    info.rows = raw.rows
+    info.rejected = info.rows - accepted.num_rows
+    return accepted
+
+
+def _renamed(raw: RawTable, mapping: InputMapping | None) -> RawTable:
+    if not mapping or not mapping.rename:
+        return raw
+    renames = dict(mapping.rename)
+    names = [renames.get(n, n) for n in raw.table.column_names]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raw.problem = raw.problem or f"after renaming, column {dup!r} appears twice"
+    return RawTable(raw.path, raw.table.rename_columns(names), raw.broken, raw.problem)
+
+
+def _missing_required(raw: RawTable, table: str, mapping: InputMapping | None) -> list[str]:
+    if raw.problem:
+        return []
+    present = set(raw.table.column_names)
+    computed = {c.column for c in mapping.computed} if mapping else set()
+    required = tables.required_columns(tables.INPUTS[table])
+    return [c for c in required if c not in present and c not in computed]
+
+
+def _broken_rejects(raw: RawTable, path: Path, problem: str | None) -> pa.Table | None:
+    rows = [(b.row_number, b.value, b.reason) for b in raw.broken]
+    if problem:  # the whole file is refused: every row is rejected for it
+        rows += [(n, None, problem) for n in raw.table.column(ROW).to_pylist()]
+        if raw.rows == 0 and raw.problem:
+            rows.append((0, None, problem))
+    if not rows:
+        return None
+    numbers, values, reasons = zip(*sorted(rows, key=lambda r: r[0]), strict=True)
+    return pa.table({
+        "source_file": pa.array([path.name] * len(rows), pa.string()),
+        "row_number": pa.array(numbers, pa.int64()),
+        "column": pa.array([None] * len(rows), pa.string()),
+        "value": pa.array(values, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+    })
+
+
+def _empty_accepted(table: str) -> pa.Table:
+    schema = tables.INPUTS[table]
+    fields = [pa.field(f.name, f.type) for f in schema]
+    fields += [pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())]
+    return pa.schema(fields).empty_table()
+
+
+def check_reject_ratio(drop: Drop, ratio: float | object) -> None:
+    """Refuse the whole drop when too many of its rows were rejected."""
+    total, rejected = drop.total_rows, drop.rejected_rows
+    if total and rejected / total > float(ratio):  # money-safe: a ratio of row counts
+        worst = max(drop.files, key=lambda f: f.rejected)
+        raise DropRefused([Diagnostic(
+            "E302", f"{rejected} of {total} rows rejected ({rejected / total:.1%}), above the "
+                    f"client's max_reject_ratio of {float(ratio):.1%}",
+            hint=f"most rejects are in {worst.path.name} ({worst.rejected} rows); "
+                 "see rejects in the .refused output folder")])
+
+
+def literal_column(name: str, value: str) -> exp.Expression:
+    return exp.alias_(exp.Literal.string(value), name)

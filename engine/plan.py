@@ -1,0 +1,37 @@
+"""A RuleSet to the SQL a run executes, for `ruledger compile` to show.
+
+Planning is pure: rules in, sqlglot trees out; `render` picks the dialect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import tables
+from engine.checks import checked_query
+from engine.config.ruleset import RuleSet, load_ruleset
+
+
+def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
+    """The statement that types and checks each input table (all columns present)."""
+    out = {}
+    for table, schema in tables.INPUTS.items():
+        mapping = ruleset.client.inputs.get(table)
+        out[table] = checked_query(f"raw_{table}", table, list(schema.names), mapping, ruleset)
+    return out
+
+
+def compiled_sql(rules_dir: Path, dialect: str) -> str:
+    """Every compiled expression and statement of a client, rendered in `dialect`."""
+    ruleset = load_ruleset(rules_dir)
+    lines = [f"-- ruledger compile {rules_dir} --dialect {dialect}",
+             f"-- client {ruleset.client.id}, rules digest {ruleset.digest}", ""]
+    for e in sorted(ruleset.expressions, key=lambda e: (e.ref.file, e.ref.line, e.ref.col)):
+        lines.append(f"-- {e.ref} {e.where} ({e.type}): {e.text}")
+        lines.append(e.sql.sql(dialect=dialect) + ";")
+        lines.append("")
+    for table, statement in ingest_statements(ruleset).items():
+        lines.append(f"-- ingest {table}: type and check every row")
+        lines.append(statement.sql(dialect=dialect, pretty=True) + ";")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""Drop files to raw Arrow tables of text, with exact 1-based row numbers.
+
+Every reader returns a `RawTable`: every column as text (typing is the
+validator's job, so one bad value rejects one row, not the file), a `__row`
+column, and the rows that could not even be split into columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROW = "__row"
+
+
+@dataclass
+class Broken:
+    """A row that could not be read into columns."""
+
+    row_number: int
+    value: str
+    reason: str
+
+
+@dataclass
+class RawTable:
+    path: Path
+    table: pa.Table  # text columns as named in the file, plus __row
+    broken: list[Broken] = field(default_factory=list)
+    problem: str | None = None  # a whole-file problem (every row is rejected for it)
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows + len(self.broken)
+
+
+def _text_table(columns: list[str], values: list[list[str | None]], numbers: list[int]) -> pa.Table:
+    arrays = [pa.array(v, pa.string()) for v in values]
+    return pa.table([*arrays, pa.array(numbers, pa.int64())], names=[*columns, ROW])
+
+
+def _header_problem(header: list[str]) -> str | None:
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            return f"the header names column {name!r} twice"
+        seen.add(name)
+    if any(not name for name in header):
+        return "the header has an empty column name"
+    return None
+
+
+def read_csv(path: Path, delimiter: str = ",") -> RawTable:
+    """A CSV file with a header row; pyarrow when the file is clean, else row by row."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    header = _csv_header(raw, delimiter)
+    if header is None:
+        return RawTable(path, _text_table([], [], []), problem="the file is empty (no header row)")
+    problem = _header_problem(header)
+    if problem:
+        return _all_broken(path, raw, delimiter, problem)
+    try:
+        return RawTable(path, _read_csv_fast(raw, header, delimiter))
+    except (pa.ArrowInvalid, _NotClean):
+        return _read_csv_rows(path, raw, header, delimiter)
+
+
+class _NotClean(Exception):
+    pass
+
+
+def _csv_header(raw: bytes, delimiter: str) -> list[str] | None:
+    text = raw.decode("utf-8", errors="surrogateescape")
+    for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+        if row:
+            return [name.strip() for name in row]
+    return None
+
+
+def _read_csv_fast(raw: bytes, header: list[str], delimiter: str) -> pa.Table:
+    def refuse(_row: object) -> str:
+        raise _NotClean()
+
+    table = pacsv.read_csv(
+        io.BytesIO(raw),
+        read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                         invalid_row_handler=refuse),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
+    return table.append_column(ROW, numbers)
+
+
+def _read_csv_rows(path: Path, raw: bytes, header: list[str], delimiter: str) -> RawTable:
+    """The careful path: one row at a time, bad rows kept as `Broken` with their number."""
+    text = raw.decode("utf-8", errors="surrogateescape")
+    values: list[list[str | None]] = [[] for _ in header]
+    numbers: list[int] = []
+    broken: list[Broken] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    number = 0
+    try:
+        next(reader)  # the header
+        for row in reader:
+            if not row:
+                continue
+            number += 1
+            line = delimiter.join(row)
+            if _has_bad_bytes(line):
+                broken.append(Broken(number, _printable(line), "not valid UTF-8 text"))
+            elif len(row) != len(header):
+                broken.append(Broken(number, line, f"expected {len(header)} fields, "
+                                                   f"found {len(row)}"))
+            else:
+                numbers.append(number)
+                for column, value in zip(values, row, strict=True):
+                    column.append(value)
+    except csv.Error as exc:
+        rest = text.splitlines()[reader.line_num - 1:] if reader.line_num else []
+        broken.append(Broken(number + 1, _printable("\n".join(rest)[:200]),
+                             f"CSV cannot be read from here on: {exc}"))
+    return RawTable(path, _text_table(header, values, numbers), broken)
+
+
+def _all_broken(path: Path, raw: bytes, delimiter: str, problem: str) -> RawTable:
+    text = raw.decode("utf-8", errors="surrogateescape")
+    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r][1:]
+    broken = [Broken(i, _printable(delimiter.join(r)), problem) for i, r in enumerate(rows, 1)]
+    return RawTable(path, _text_table([], [], []), broken, problem)
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def read_jsonl(path: Path) -> RawTable:
+    """JSON Lines: one object a line; numbers are kept as their exact text."""
+    columns: dict[str, list[str | None]] = {}
+    numbers: list[int] = []
+    broken: list[Broken] = []
+    number = 0
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        number += 1
+        record = _json_record(line)
+        if isinstance(record, str):
+            broken.append(Broken(number, _printable(line.decode("utf-8", "surrogateescape")),
+                                 record))
+            continue
+        for name in record.keys() - columns.keys():
+            columns[name] = [None] * len(numbers)
+        for name, column in columns.items():
+            column.append(_json_text(record.get(name)))
+        numbers.append(number)
+    names = list(columns)
+    return RawTable(path, _text_table(names, [columns[n] for n in names], numbers), broken)
+
+
+def _json_record(line: bytes) -> dict | str:
+    try:
+        record = json.loads(line.decode("utf-8"), parse_float=Decimal)
+    except UnicodeDecodeError:
+        return "not valid UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg} at character {exc.pos + 1}"
+    if not isinstance(record, dict):
+        return "a JSON Lines record must be an object"
+    return record
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def read_parquet(path: Path) -> RawTable:
+    """Parquet: typed columns become their exact text (decimals, ISO dates)."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        return RawTable(path, _text_table([], [], []), problem=f"not a readable Parquet file: {exc}")
+    problem = _header_problem(table.column_names)
+    if problem:
+        return RawTable(path, _text_table([], [], []), problem=problem)
+    arrays = [_as_text(table.column(i)) for i in range(table.num_columns)]
+    numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
+    return RawTable(path, pa.table([*arrays, numbers], names=[*table.column_names, ROW]))
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.string())
+    if pa.types.is_floating(column.type):  # money-safe: shortest exact text of the file's value
+        return pa.chunked_array([pa.array([None if v is None else repr(v)
+                                           for v in column.to_pylist()], pa.string())])
+    return column.cast(pa.string())
+
+
+READERS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+           ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_file(path: Path, fmt: str | None, delimiter: str = ",") -> RawTable:
+    kind = fmt or READERS.get(path.suffix.lower(), "csv")
+    if kind == "parquet":
+        return read_parquet(path)
+    if kind == "jsonl":
+        return read_jsonl(path)
+    return read_csv(path, delimiter)

@@ -1,0 +1,236 @@
+"""The nightly run: rules, drop, state, stages, outputs; both committed or neither.
+
+Order of the commit: outputs are written to a hidden folder, the state
+transaction is prepared, the folder is renamed into place, then the state
+commits. If the commit fails the folder is renamed back. A run killed between
+the rename and the commit leaves a folder whose run id is not in the run log;
+the next run of that date replaces it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from loguru import logger
+
+from engine import __version__, tables
+from engine.config.ruleset import RuleSet, load_ruleset
+from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
+from engine.executor import DuckDBExecutor
+from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, sha256_file
+from engine.output import (publish, sha256_of, staging_folder, unpublish, with_run_id,
+                           write_manifest, write_table)
+from engine.references import check_references
+from engine.stages import subledger
+from engine.state import RunRecord, StateStore
+
+
+@dataclass
+class RunOptions:
+    rules_dir: Path
+    drop_dir: Path
+    as_of: dt.date | None = None
+    state_path: Path | None = None
+    out_root: Path = Path("out")
+    fmt: str = "parquet"
+    memory_limit: str | None = None
+
+
+@dataclass
+class RunResult:
+    status: str  # done, unchanged
+    client: str
+    as_of: dt.date
+    run_id: str
+    folder: Path
+    counts: dict = field(default_factory=dict)
+
+
+def as_of_from(options: RunOptions) -> dt.date:
+    """The run's date: --as-of, else the drop folder's name (drops/<client>/YYYY-MM-DD)."""
+    if options.as_of:
+        return options.as_of
+    try:
+        return dt.date.fromisoformat(options.drop_dir.name)
+    except ValueError:
+        raise RuleError([Diagnostic("E002", f"cannot tell the as-of date of {options.drop_dir}",
+                                    hint="name the drop folder YYYY-MM-DD or pass --as-of")]
+                        ) from None
+
+
+def run_night(options: RunOptions) -> RunResult:
+    """Run one client's night; raise RuledgerError with the exit code on failure."""
+    ruleset = load_ruleset(options.rules_dir)
+    as_of = as_of_from(options)
+    client = ruleset.client.id
+    state_path = options.state_path or Path("state") / f"{client}.duckdb"
+    with logger.contextualize(client=client):
+        files = drop_files(options.drop_dir, ruleset)
+        inputs_digest = _inputs_digest(files)
+        executor = DuckDBExecutor(memory_limit=options.memory_limit)
+        try:
+            executor.attach(state_path)
+            return _run(options, ruleset, as_of, executor, inputs_digest)
+        except RuledgerError:
+            raise
+        except Exception as exc:  # a failure of ours: nothing is committed
+            logger.opt(exception=exc).debug("internal failure")
+            raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
+        finally:
+            executor.close()
+
+
+def _inputs_digest(files: list[tuple[str, Path]]) -> str:
+    h = hashlib.sha256()
+    for table, path in files:
+        h.update(f"{table}\0{path.name}\0{sha256_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
+         inputs_digest: str) -> RunResult:
+    client = ruleset.client.id
+    store = StateStore(executor, client)
+    executor.execute("BEGIN TRANSACTION")
+    store.migrate()
+    target = options.out_root / client / as_of.isoformat()
+    done = _already_run(store, as_of, ruleset.digest, inputs_digest, target)
+    if done is not None:
+        executor.execute("ROLLBACK")
+        return done
+    started = _now()
+    state_before = store.digest
+    run_id = _run_id(client, as_of, inputs_digest, ruleset.digest, state_before)
+    with logger.contextualize(run_id=run_id):
+        logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
+        drop = _ingest(options, ruleset, as_of, executor, store)
+        try:
+            check_reject_ratio(drop, ruleset.client.max_reject_ratio)
+        except DropRefused:
+            executor.execute("ROLLBACK")
+            _write_refused(options, ruleset, as_of, run_id, drop, started)
+            raise
+        counts = subledger.post(drop, executor, as_of, run_id)
+        outputs = {"rejects": with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id),
+                   "exceptions": tables.OUTPUTS["exceptions"].empty_table()}
+        state_after = store.advance(run_id)
+        manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
+        record = RunRecord(run_id, as_of, "done", ruleset.digest, inputs_digest, state_before,
+                           state_after, started, "", manifest["counts"])
+        _commit(options, target, outputs, manifest, executor, store, record)
+        logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
+                    f"outputs in {target}")
+        return RunResult("done", client, as_of, run_id, target, manifest["counts"])
+
+
+def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
+            store: StateStore) -> Drop:
+    with logger.contextualize(stage="ingest"):
+        t0 = time.perf_counter()
+        drop = ingest(options.drop_dir, ruleset, executor, as_of)
+        check_references(drop, executor, first_night=not store.has_runs())
+        for f in drop.files:
+            logger.info(f"{f.path.name}: {f.rows} rows, {f.rejected} rejected")
+        logger.debug(f"ingest took {time.perf_counter() - t0:.2f}s")
+        return drop
+
+
+def _already_run(store: StateStore, as_of: dt.date, rules_digest: str, inputs_digest: str,
+                 target: Path) -> RunResult | None:
+    """The same night again: unchanged (exit 0). A changed one: refused (exit 3)."""
+    previous = store.run_for(as_of)
+    if previous is None:
+        return None
+    if (previous.rules_digest, previous.inputs_digest) == (rules_digest, inputs_digest):
+        logger.info(f"{as_of} was already run as {previous.run_id} with these files and rules; "
+                    "nothing to do")
+        return RunResult("unchanged", store.client_id, as_of, previous.run_id, target,
+                         previous.counts)
+    what = [name for name, a, b in (("the drop files", previous.inputs_digest, inputs_digest),
+                                    ("the rules", previous.rules_digest, rules_digest)) if a != b]
+    raise DropRefused([Diagnostic(
+        "E310", f"{as_of} was already run as {previous.run_id}, and {' and '.join(what)} "
+                "differ now", hint="a night already posted is not run again with other files")])
+
+
+def _run_id(client: str, as_of: dt.date, inputs: str, rules: str, state: str) -> str:
+    text = f"{client}\0{as_of.isoformat()}\0{inputs}\0{rules}\0{state}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _manifest(ruleset: RuleSet, as_of: dt.date, run_id: str, drop: Drop, started: str,
+              status: str, counts: dict) -> dict:
+    accepted = {t: drop.tables[t].num_rows for t in sorted(drop.tables)}
+    return {
+        "run_id": run_id,
+        "client": ruleset.client.id,
+        "as_of": as_of.isoformat(),
+        "engine_version": __version__,
+        "status": status,
+        "started_at": started,
+        "finished_at": None,
+        "rules": {"digest": ruleset.digest,
+                  "files": {n: d for n, d in sorted(ruleset.file_digests().items())}},
+        "inputs": [{"file": f.path.name, "table": f.table, "sha256": f.sha256, "rows": f.rows,
+                    "rejected": f.rejected} for f in drop.files],
+        "outputs": {},
+        "counts": {"rows_in": drop.total_rows, "rejected": drop.rejected_rows,
+                   "accepted": accepted, **counts},
+    }
+
+
+def _write_tables(folder: Path, outputs: dict[str, pa.Table], fmt: str, manifest: dict) -> None:
+    for name, table in outputs.items():
+        path = write_table(table, folder, name, fmt)
+        manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": table.num_rows}
+    manifest["finished_at"] = _now()
+    write_manifest(folder, manifest)
+
+
+def _commit(options: RunOptions, target: Path, outputs: dict[str, pa.Table], manifest: dict,
+            executor: DuckDBExecutor, store: StateStore, record: RunRecord) -> None:
+    staging = staging_folder(target, record.run_id)
+    try:
+        _write_tables(staging, outputs, options.fmt, manifest)
+        store.log_run(RunRecord(**{**record.__dict__, "finished_at": manifest["finished_at"]}))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        executor.execute("ROLLBACK")
+        raise
+    aside = publish(staging, target)
+    try:
+        executor.execute("COMMIT")
+    except BaseException:
+        unpublish(target, aside)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id: str,
+                   drop: Drop, started: str) -> None:
+    """A refused drop: its rejects and a manifest go to OUT/<client>/<as-of>.refused/."""
+    target = options.out_root / ruleset.client.id / f"{as_of.isoformat()}.refused"
+    staging = staging_folder(target, run_id)
+    manifest = _manifest(ruleset, as_of, run_id, drop, started, "refused", {})
+    rejects = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
+    _write_tables(staging, {"rejects": rejects}, options.fmt, manifest)
+    aside = publish(staging, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    logger.error(f"drop refused; rejects in {target}")
+
+
+def describe_counts(counts: dict) -> str:
+    return json.dumps(counts, sort_keys=True)

@@ -1,0 +1,121 @@
+"""The client's state store: one DuckDB file, attached to the run's connection as `state`.
+
+It keeps the subledger (customers, open items, number sequences, processed
+ids) and the run log. A run changes it inside one transaction. The state
+digest is a chain: each committed run sets it to sha256(previous digest, run
+id), so it names the subledger a run started from without rescanning it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from engine.executor import DuckDBExecutor
+
+SCHEMA_VERSION = 1
+EMPTY_STATE = hashlib.sha256(b"ruledger empty state").hexdigest()
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS state.meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS state.customers (
+        customer_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, country VARCHAR NOT NULL,
+        region VARCHAR, segment VARCHAR, currency VARCHAR NOT NULL, payment_terms_days BIGINT,
+        vat_id VARCHAR, tax_exempt BOOLEAN, exemption_id VARCHAR, email VARCHAR,
+        updated_on DATE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS state.open_items (
+        invoice_id VARCHAR PRIMARY KEY, customer_id VARCHAR NOT NULL, item_type VARCHAR NOT NULL,
+        invoice_date DATE NOT NULL, due_date DATE NOT NULL, currency VARCHAR NOT NULL,
+        amount_original DECIMAL(18,4) NOT NULL, amount_open DECIMAL(18,4) NOT NULL,
+        dunning_level BIGINT NOT NULL DEFAULT 0, last_dunned_on DATE, opened_on DATE NOT NULL,
+        closed_on DATE)""",
+    """CREATE TABLE IF NOT EXISTS state.sequences (
+        series VARCHAR, year INTEGER, last_seq BIGINT NOT NULL, PRIMARY KEY (series, year))""",
+    """CREATE TABLE IF NOT EXISTS state.processed_ids (
+        kind VARCHAR, id VARCHAR, as_of DATE NOT NULL, run_id VARCHAR NOT NULL,
+        PRIMARY KEY (kind, id))""",
+    """CREATE TABLE IF NOT EXISTS state.runs (
+        run_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, status VARCHAR NOT NULL,
+        rules_digest VARCHAR NOT NULL, inputs_digest VARCHAR NOT NULL,
+        state_before VARCHAR NOT NULL, state_after VARCHAR NOT NULL,
+        started_at VARCHAR NOT NULL, finished_at VARCHAR NOT NULL, counts VARCHAR NOT NULL)""",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    as_of: dt.date
+    status: str
+    rules_digest: str
+    inputs_digest: str
+    state_before: str
+    state_after: str
+    started_at: str
+    finished_at: str
+    counts: dict
+
+
+class StateStore:
+    """Reads and writes of the attached `state` database; the caller owns the transaction."""
+
+    def __init__(self, executor: DuckDBExecutor, client_id: str):
+        self.x = executor
+        self.client_id = client_id
+
+    def migrate(self) -> None:
+        for ddl in _DDL:
+            self.x.execute(ddl)
+        found = self._meta("client_id")
+        if found is not None and found != self.client_id:
+            from engine.errors import RuleError
+
+            raise RuleError(f"the state file belongs to client {found!r}, not {self.client_id!r}")
+        self._set_meta("client_id", self.client_id)
+        self._set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def _meta(self, key: str) -> str | None:
+        rows = self.x.query("SELECT value FROM state.meta WHERE key = ?", [key])
+        return rows[0][0] if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.x.query("INSERT OR REPLACE INTO state.meta VALUES (?, ?)", [key, value])
+
+    @property
+    def digest(self) -> str:
+        return self._meta("state_digest") or EMPTY_STATE
+
+    def advance(self, run_id: str) -> str:
+        """Chain the state digest past `run_id`; return the new digest."""
+        after = hashlib.sha256(f"{self.digest}\0{run_id}".encode()).hexdigest()
+        self._set_meta("state_digest", after)
+        return after
+
+    def has_runs(self) -> bool:
+        return bool(self.x.query("SELECT count(*) FROM state.runs")[0][0])
+
+    def run_for(self, as_of: dt.date) -> RunRecord | None:
+        rows = self.x.query(
+            "SELECT * FROM state.runs WHERE as_of = ? ORDER BY finished_at DESC LIMIT 1",
+            [as_of])
+        return _record(rows[0]) if rows else None
+
+    def runs(self) -> list[RunRecord]:
+        rows = self.x.query("SELECT * FROM state.runs ORDER BY as_of, finished_at")
+        return [_record(r) for r in rows]
+
+    def latest_as_of(self) -> dt.date | None:
+        return self.x.query("SELECT max(as_of) FROM state.runs")[0][0]
+
+    def log_run(self, record: RunRecord) -> None:
+        self.x.query(
+            "INSERT INTO state.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [record.run_id, record.as_of, record.status, record.rules_digest,
+             record.inputs_digest, record.state_before, record.state_after,
+             record.started_at, record.finished_at, json.dumps(record.counts, sort_keys=True)])
+
+
+def _record(row: tuple) -> RunRecord:
+    return RunRecord(*row[:9], counts=json.loads(row[9]))
