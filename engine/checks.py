@@ -241,7 +241,8 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
     if dup:
         query = exp.select("*", exp.alias_(dup[0], "__dup"), exp.alias_(dup[1], "__first")
                            ).from_(query.subquery("computed"))
-    return exp.select("*", *_reject_columns(checks, keys)).from_(query.subquery("checked"))
+    return exp.select("*", *_reject_columns(checks, keys)).from_(
+        query.subquery("checked")).order_by(_col(ROW))
 
 
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,

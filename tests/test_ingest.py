@@ -1,0 +1,186 @@
+"""Ingest: each format, the client's mappings, and rejects that name file, row and column."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import CUSTOMERS_CSV
+
+from engine.config.ruleset import load_ruleset
+from engine.errors import DropRefused
+from engine.executor import DuckDBExecutor
+from engine.ingest import check_reject_ratio, ingest
+
+
+def _ingest(rules, drop, as_of=dt.date(2026, 3, 2)):
+    executor = DuckDBExecutor()
+    try:
+        return ingest(drop, load_ruleset(rules), executor, as_of)
+    finally:
+        executor.close()
+
+
+def _rejects(result):
+    return [(r["source_file"], r["row_number"], r["column"], r["value"], r["reason"])
+            for r in result.reject_table().to_pylist()]
+
+
+def test_csv_rows_become_typed_canonical_rows(client_dir, drop_dir):
+    result = _ingest(client_dir(), drop_dir(customers__csv=CUSTOMERS_CSV))
+    rows = result.tables["customers"].to_pylist()
+    assert [r["customer_id"] for r in rows] == ["C1", "C2", "C3"]
+    assert [r["payment_terms_days"] for r in rows] == [30, None, 60]
+    # tax_exempt: "false" and "no" parse; a blank takes the documented default false.
+    assert [r["tax_exempt"] for r in rows] == [False, False, False]
+    assert rows[2]["country"] == "NO" and rows[0]["region"] is None
+    assert [(r["__file"], r["__row"]) for r in rows] == [("customers.csv", i) for i in (1, 2, 3)]
+    assert result.files[0].rows == 3 and result.files[0].rejected == 0
+
+
+TRANSACTIONS_CSV = """\
+txn_id,customer_id,txn_date,product_code,quantity,unit_price,currency
+T1,C1,2026-03-01,P1,2,10.50,EUR
+T2,C1,01.03.2026,P1,1,5,EUR
+T3,C1,2026-03-01,P1,1,5.1234567,EUR
+T4,C1,2026-03-01,,1,5,EUR
+T5,C1,2026-03-01,P1,1,5,EURO
+T1,C2,2026-03-01,P1,3,1,EUR
+T6,C2,2026-02-30,P1,x,1,EUR
+T7,C2,2026-03-01,P1,-1,0.35,EUR
+"""
+
+
+def test_bad_rows_are_rejected_with_row_column_value_and_reason(client_dir, drop_dir):
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, transactions__csv=TRANSACTIONS_CSV)
+    result = _ingest(client_dir(), drop)
+    accepted = result.tables["transactions"].to_pylist()
+    assert [r["txn_id"] for r in accepted] == ["T1", "T7"]
+    assert accepted[0]["quantity"] == Decimal("2") and accepted[0]["unit_price"] == Decimal("10.5")
+    assert accepted[1]["quantity"] == Decimal("-1")
+    assert accepted[0]["txn_date"] == dt.date(2026, 3, 1)
+    assert accepted[0]["tax_category"] == "standard"  # the documented default
+    rejects = _rejects(result)
+    assert rejects == [
+        ("transactions.csv", 2, "txn_date", "01.03.2026",
+         "txn_date: not a date in the format %Y-%m-%d"),
+        ("transactions.csv", 3, "unit_price", "5.1234567",
+         "unit_price: not a decimal number with a decimal point and at most 6 decimal places"),
+        ("transactions.csv", 4, "product_code", None, "product_code: a value is required"),
+        ("transactions.csv", 5, "currency", "EURO", "currency: not an ISO 4217 currency code"),
+        ("transactions.csv", 6, "txn_id", "T1", "duplicate txn_id: first given in row 1"),
+        ("transactions.csv", 7, "txn_date", "2026-02-30",
+         "txn_date: not a date in the format %Y-%m-%d; quantity: not a decimal number with a "
+         "decimal point and at most 6 decimal places"),
+    ]
+    info = result.file("transactions.csv")
+    assert (info.rows, info.rejected) == (8, 6)
+
+
+def test_broken_csv_rows_keep_their_neighbours(client_dir, drop_dir):
+    raw = (b"customer_id,name,country,currency\n"
+           b"C1,Alpha,DE,EUR\n"
+           b"C2,Beta,DE\n"
+           b"C3,\"Gamma\nand Sons\",DE,EUR\n"
+           b"\n"
+           b"C4,D\xfcsseldorf AG,DE,EUR\n"
+           b"C5,Epsilon,DE,EUR\n")
+    result = _ingest(client_dir(), drop_dir(customers__csv=raw))
+    rows = result.tables["customers"].to_pylist()
+    # A quoted newline is part of a value; the blank line is not a row.
+    assert [(r["customer_id"], r["name"], r["__row"]) for r in rows] == [
+        ("C1", "Alpha", 1), ("C3", "Gamma\nand Sons", 3), ("C5", "Epsilon", 5)]
+    assert [(n, reason) for _f, n, _c, _v, reason in _rejects(result)] == [
+        (2, "expected 4 fields, found 3"), (4, "not valid UTF-8 text")]
+
+
+def test_missing_required_column_rejects_every_row_naming_it(client_dir, drop_dir):
+    drop = drop_dir(customers__csv="customer_id,name,country\nC1,Alpha,DE\nC2,Beta,FR\n")
+    result = _ingest(client_dir(), drop)
+    assert result.tables["customers"].num_rows == 0
+    assert [(n, reason) for _f, n, _c, _v, reason in _rejects(result)] == [
+        (1, "missing required column currency"), (2, "missing required column currency")]
+    with pytest.raises(DropRefused) as refused:
+        check_reject_ratio(result, Decimal("0.5"))
+    assert "2 of 2 rows rejected" in str(refused.value)
+
+
+def test_header_only_file_is_a_valid_empty_table(client_dir, drop_dir):
+    result = _ingest(client_dir(), drop_dir(disputes__csv="invoice_id,opened_on,status,reason\n"))
+    assert result.tables["disputes"].num_rows == 0 and result.reject_table().num_rows == 0
+
+
+MAPPING = """\
+inputs:
+  transactions:
+    file: "Faktura*.csv"
+    delimiter: ";"
+    decimal_comma: true
+    date_format: "%d.%m.%Y"
+    rename: {Beleg: txn_id, Kunde: customer_id, Datum: txn_date, Artikel: product_code,
+             Menge: quantity, Preis: unit_price, Waehrung: currency}
+    computed:
+      tax_category: 'if product_code matches "^BK-" then "reduced" else "standard"'
+      description: 'concat(product_code, " billed ", days_between(txn_date, as_of), " days late")'
+"""
+
+
+def test_client_mapping_renames_parses_and_computes(client_dir, drop_dir):
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, Fakturadaten__csv=(
+        "Beleg;Kunde;Datum;Artikel;Menge;Preis;Waehrung\n"
+        "V1;C1;27.02.2026;BK-1;1.250,5;1.234,56;EUR\n"
+        "V2;C1;2026-02-27;TL-9;1;2;EUR\n"
+        "V3;C1;28.02.2026;TL-9;3;0,35;EUR\n"))
+    result = _ingest(client_dir(MAPPING), drop)
+    rows = result.tables["transactions"].to_pylist()
+    assert [(r["txn_id"], r["quantity"], r["unit_price"], r["tax_category"]) for r in rows] == [
+        ("V1", Decimal("1250.5"), Decimal("1234.56"), "reduced"),
+        ("V3", Decimal("3"), Decimal("0.35"), "standard")]
+    assert rows[0]["txn_date"] == dt.date(2026, 2, 27)
+    assert rows[0]["description"] == "BK-1 billed 3 days late"
+    assert _rejects(result) == [("Fakturadaten.csv", 2, "txn_date", "2026-02-27",
+                                 "txn_date: not a date in the format %d.%m.%Y")]
+
+
+def test_json_lines_keep_exact_numbers_and_reject_bad_lines(client_dir, drop_dir):
+    text = ('{"payment_id": "P1", "received_on": "2026-03-01", "amount": 0.1, "currency": "EUR"}\n'
+            '\n'
+            '{"payment_id": "P2", "received_on": "2026-03-01", "amount": 1199.60, '
+            '"currency": "EUR", "reference": "INV 7"}\n'
+            '{"payment_id": "P3", oops}\n'
+            '["not", "an", "object"]\n'
+            '{"payment_id": "P4", "received_on": "2026-03-01", "amount": -5, "currency": "EUR"}\n')
+    result = _ingest(client_dir(), drop_dir(payments__jsonl=text))
+    rows = result.tables["payments"].to_pylist()
+    assert [(r["payment_id"], r["amount"], r["__row"]) for r in rows] == [
+        ("P1", Decimal("0.1"), 1), ("P2", Decimal("1199.6"), 2)]
+    reasons = [(n, reason) for _f, n, _c, _v, reason in _rejects(result)]
+    assert reasons[0][0] == 3 and reasons[0][1].startswith("not valid JSON")
+    assert reasons[1:] == [(4, "a JSON Lines record must be an object"),
+                           (5, "amount: must be greater than zero")]
+
+
+def test_parquet_typed_and_text_columns(client_dir, drop_dir):
+    typed = pa.table({
+        "rate_date": pa.array([dt.date(2026, 3, 1), dt.date(2026, 3, 2)], pa.date32()),
+        "from_currency": ["EUR", "EUR"], "to_currency": ["USD", "XYZ"],
+        "rate": pa.array([Decimal("1.08125"), Decimal("1.1")], pa.decimal128(10, 5)),
+    })
+    buffer = io.BytesIO()
+    pq.write_table(typed, buffer)
+    result = _ingest(client_dir(), drop_dir(fx_rates__parquet=buffer.getvalue()))
+    rows = result.tables["fx_rates"].to_pylist()
+    assert [(r["rate_date"], r["rate"]) for r in rows] == [(dt.date(2026, 3, 1),
+                                                            Decimal("1.08125"))]
+    assert _rejects(result) == [("fx_rates.parquet", 2, "to_currency", "XYZ",
+                                 "to_currency: not an ISO 4217 currency code")]
+
+
+def test_table_given_in_two_formats_is_refused(client_dir, drop_dir):
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, customers__jsonl="")
+    with pytest.raises(DropRefused, match="customers is given twice"):
+        _ingest(client_dir(), drop)
