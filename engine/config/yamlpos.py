@@ -61,6 +61,7 @@ class Positions:
     """Where each value (and each mapping key) of one YAML document stands."""
 
     file: str
+    lines: list[str] = field(default_factory=list)
     values: dict[Path_, ScalarInfo] = field(default_factory=dict)
     keys: dict[Path_, SourceRef] = field(default_factory=dict)
 
@@ -75,6 +76,10 @@ class Positions:
     def key_ref(self, path: Path_) -> SourceRef:
         return self.keys.get(tuple(path)) or self.ref(path)
 
+    def _block_indent(self, line: int) -> int:
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return len(text) - len(text.lstrip(" "))
+
     def text_ref(self, path: Path_, line: int, col: int, length: int = 1) -> SourceRef:
         """The file place of 1-based line/col inside the string value at `path`."""
         info = self.values.get(tuple(path))
@@ -82,19 +87,12 @@ class Positions:
             return self.ref(path)
         if info.style in ("|", ">"):
             # Block scalar: text starts on the next line, at the block's indentation.
-            indent = _block_indent(info.ref)
+            indent = self._block_indent(info.ref.line + 1)
             return SourceRef(info.ref.file, info.ref.line + line, indent + col, length)
         quote = 1 if info.style in ('"', "'") else 0
         if line == 1:
             return SourceRef(info.ref.file, info.ref.line, info.ref.col + quote + col - 1, length)
         return SourceRef(info.ref.file, info.ref.line + line - 1, col, length)
-
-
-def _block_indent(ref: SourceRef) -> int:
-    from engine.errors import source_line
-
-    text = source_line(ref.file, ref.line + 1) or ""
-    return len(text) - len(text.lstrip(" "))
 
 
 def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
@@ -140,7 +138,7 @@ def _scalar(node: yaml.Node) -> Any:
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; raise RuleError at the place of a syntax error."""
-    pos = Positions(file)
+    pos = Positions(file, text.splitlines())
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

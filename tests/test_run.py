@@ -1,0 +1,176 @@
+"""The run skeleton, through the real CLI: outputs, manifest, idempotency, refusal, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from conftest import CUSTOMERS_CSV, ROOT
+
+from engine import output
+from engine.cli import main
+
+NORDWIND = ROOT / "rules" / "nordwind"
+NIGHTS = sorted((ROOT / "samples" / "nordwind").iterdir())
+
+
+def _run(rules: Path, drop: Path, tmp: Path, *extra: str) -> int:
+    return main(["run", str(rules), "--drop", str(drop), "--state", str(tmp / "state.duckdb"),
+                 "--out", str(tmp / "out"), *extra])
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every file below `folder` with its sha256."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _runs(tmp: Path) -> list[tuple]:
+    con = duckdb.connect(str(tmp / "state.duckdb"), read_only=True)
+    try:
+        if not con.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchall():
+            return []  # never migrated: no run has committed
+        return con.sql("SELECT as_of, run_id, status FROM runs ORDER BY as_of").fetchall()
+    finally:
+        con.close()
+
+
+def test_sample_night_writes_rejects_and_a_manifest_that_matches_the_files(tmp_path):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    folder = tmp_path / "out" / "nordwind" / "2026-03-02"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["client"] == "nordwind"
+    rejects = pq.read_table(folder / "rejects.parquet").to_pylist()
+    # samples/README.md: row 35 of Fakturadaten.csv has an ISO date; payment 6 an unknown payer.
+    assert [(r["source_file"], r["row_number"], r["column"]) for r in rejects] == [
+        ("Fakturadaten.csv", 35, "txn_date"), ("payments.jsonl", 6, "customer_id")]
+    assert {r["run_id"] for r in rejects} == {manifest["run_id"]}
+    inputs = {i["file"]: i for i in manifest["inputs"]}
+    for name, entry in inputs.items():
+        assert entry["sha256"] == hashlib.sha256((NIGHTS[0] / name).read_bytes()).hexdigest()
+    assert (inputs["Fakturadaten.csv"]["rows"], inputs["Fakturadaten.csv"]["rejected"]) == (39, 1)
+    assert manifest["counts"]["accepted"]["transactions"] == 38
+    assert manifest["counts"]["rows_in"] - manifest["counts"]["rejected"] == sum(
+        manifest["counts"]["accepted"].values())
+    for name, entry in manifest["outputs"].items():
+        assert entry["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    rule_files = manifest["rules"]["files"]
+    assert rule_files["tax.yaml"] == hashlib.sha256((NORDWIND / "tax.yaml").read_bytes()).hexdigest()
+    assert _runs(tmp_path) == [(NIGHTS[0].name and __import__("datetime").date(2026, 3, 2),
+                                manifest["run_id"], "done")]
+
+
+def test_same_night_again_changes_nothing(tmp_path, capsys):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    before = _tree(tmp_path)
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert _tree(tmp_path) == before
+
+
+def test_changed_drop_for_a_night_already_run_is_refused(tmp_path, capsys):
+    drop = tmp_path / "drop" / "2026-03-02"
+    shutil.copytree(NIGHTS[0], drop)
+    assert _run(NORDWIND, drop, tmp_path) == 0
+    before = _tree(tmp_path / "out")
+    with (drop / "customers.csv").open("a") as f:
+        f.write("C19999,Late Comer GmbH,DE,,,EUR,,,false,,\n")
+    assert _run(NORDWIND, drop, tmp_path) == 3
+    assert "the drop files differ" in capsys.readouterr().err
+    assert _tree(tmp_path / "out") == before and len(_runs(tmp_path)) == 1
+
+
+def test_three_nights_in_a_row_and_identical_runs_give_identical_bytes(tmp_path):
+    for night in NIGHTS:
+        assert _run(NORDWIND, night, tmp_path / "a") == 0
+        assert _run(NORDWIND, night, tmp_path / "b") == 0
+    assert [r[0].isoformat() for r in _runs(tmp_path / "a")] == [n.name for n in NIGHTS]
+    tables_a = {k: v for k, v in _tree(tmp_path / "a" / "out").items() if k.endswith(".parquet")}
+    tables_b = {k: v for k, v in _tree(tmp_path / "b" / "out").items() if k.endswith(".parquet")}
+    assert tables_a == tables_b and len(tables_a) == 6
+
+
+def test_bad_rules_stop_before_the_drop_is_read(tmp_path, client_dir, capsys):
+    rules = client_dir()
+    (rules / "client.yaml").write_text((rules / "client.yaml").read_text().replace(
+        "base_currency: EUR", "base_curency: EUR"))
+    assert _run(rules, tmp_path / "no-such-drop" / "2026-03-02", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "client.yaml:6:3: error[E110]: unknown key 'base_curency'" in err
+    assert "did you mean base_currency?" in err
+    assert not (tmp_path / "state.duckdb").exists()
+
+
+def test_refused_drop_posts_nothing_and_leaves_its_rejects(tmp_path, client_dir, drop_dir, capsys):
+    rules = client_dir()
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV + "C4,Delta,DE,,EURO,,,\nC5,,DE,,EUR,,,\n"
+                                                   "C6,Zeta,Germany,,EUR,,,\n",
+                    transactions__csv="txn_id,customer_id\nT1,C1\n")
+    assert _run(rules, drop, tmp_path) == 3
+    assert "4 of 7 rows rejected (57.1%), above the client's max_reject_ratio of 50.0%" in (
+        capsys.readouterr().err)
+    refused = tmp_path / "out" / "testco" / "2026-03-02.refused"
+    assert json.loads((refused / "manifest.json").read_text())["status"] == "refused"
+    reasons = [r["reason"] for r in pq.read_table(refused / "rejects.parquet").to_pylist()]
+    assert reasons == ["currency: not an ISO 4217 currency code", "name: a value is required",
+                       "country: not an ISO 3166-1 alpha-2 country code (two capital letters)",
+                       "missing required column txn_date, product_code, quantity, unit_price, "
+                       "currency"]
+    assert not (tmp_path / "out" / "testco" / "2026-03-02").exists()
+    assert _runs(tmp_path) == []
+
+
+def test_a_failure_while_writing_leaves_outputs_and_state_as_they_were(tmp_path, monkeypatch):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    before_out, before_runs = _tree(tmp_path / "out"), _runs(tmp_path)
+
+    def broken_manifest(folder, manifest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("engine.run.write_manifest", broken_manifest)
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 4
+    assert _tree(tmp_path / "out") == before_out and _runs(tmp_path) == before_runs
+    monkeypatch.undo()
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 0
+    assert len(_runs(tmp_path)) == 2
+
+
+def test_a_failed_commit_takes_the_published_folder_back(tmp_path, monkeypatch):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    before_out, before_runs = _tree(tmp_path / "out"), _runs(tmp_path)
+    real_publish = output.publish
+
+    def publish_then_fail(staging, target):
+        aside = real_publish(staging, target)
+        monkeypatch.setattr("engine.executor.DuckDBExecutor.execute", _fail_on_commit)
+        return aside
+
+    monkeypatch.setattr("engine.run.publish", publish_then_fail)
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 4
+    assert _tree(tmp_path / "out") == before_out and _runs(tmp_path) == before_runs
+
+
+def _fail_on_commit(self, statement):
+    if statement == "COMMIT":
+        raise RuntimeError("commit failed")
+    self.con.execute(self.render(statement)).fetchall()
+
+
+def test_log_json_lines_carry_client_and_run_id(tmp_path, capsys):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path, "--log-json") == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines and all(line["client"] == "nordwind" for line in lines)
+    assert {line["run_id"] for line in lines[1:]} == {lines[1]["run_id"]}
+    assert any(line["message"].startswith("Fakturadaten.csv: 39 rows") for line in lines)
+
+
+@pytest.mark.parametrize("fmt", ["csv"])
+def test_csv_output_format(tmp_path, fmt):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path, "--format", fmt) == 0
+    text = (tmp_path / "out" / "nordwind" / "2026-03-02" / "rejects.csv").read_text()
+    assert text.splitlines()[0] == '"source_file","row_number","column","value","reason","run_id"'
