@@ -80,7 +80,8 @@ def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp
         return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=number, to=target))])
     if pa.types.is_integer(typ):
         shape = _like(text, r"^[+-]?\d+$")
-        return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=text, to=exp.DataType.build("BIGINT")))])
+        whole = exp.TryCast(this=text, to=exp.DataType.build("BIGINT"))
+        return exp.Case(ifs=[exp.If(this=shape, true=whole)])
     if pa.types.is_boolean(typ):
         lower = exp.Lower(this=text)
         return exp.Case(ifs=[
@@ -93,7 +94,8 @@ def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp
             return exp.StrToDate(this=text, format=exp.Literal.string(mapping.date_format),
                                  safe=True)
         shape = _like(text, r"^\d{4}-\d{2}-\d{2}$")
-        return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=text, to=exp.DataType.build("DATE")))])
+        day = exp.TryCast(this=text, to=exp.DataType.build("DATE"))
+        return exp.Case(ifs=[exp.If(this=shape, true=day)])
     return text
 
 
@@ -131,8 +133,8 @@ def _domain_checks(table: str, name: str) -> list[Check]:
                             "not an ISO 3166-2 region code such as US-CA"))
     positive = {("payments", "amount"), ("fx_rates", "rate")}
     if (table, name) in positive:
-        checks.append(Check(name, exp.or_(null, exp.GT(this=value, expression=exp.Literal.number(0))),
-                            "must be greater than zero"))
+        above_zero = exp.GT(this=value, expression=exp.Literal.number(0))
+        checks.append(Check(name, exp.or_(null, above_zero), "must be greater than zero"))
     if (table, name) == ("disputes", "status"):
         allowed = exp.In(this=value, expressions=[exp.Literal.string("open"),
                                                   exp.Literal.string("resolved")])

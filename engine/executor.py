@@ -13,6 +13,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from engine.dsl.compile import to_sql
+
 
 class Executor(Protocol):
     dialect: str
@@ -38,7 +40,7 @@ class DuckDBExecutor:
         self.con = duckdb.connect(":memory:", config=config)
 
     def render(self, statement: exp.Expression | str) -> str:
-        return statement if isinstance(statement, str) else statement.sql(dialect=self.dialect)
+        return statement if isinstance(statement, str) else to_sql(statement, self.dialect)
 
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cache
 
 from iso4217 import Currency
 
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 
 
-@lru_cache(maxsize=None)
+@cache
 def minor_unit(currency: str) -> int | None:
     """Decimal places of `currency` (EUR 2, JPY 0, BHD 3), or None when unknown."""
     try:

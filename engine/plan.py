@@ -10,6 +10,7 @@ from pathlib import Path
 from engine import tables
 from engine.checks import checked_query
 from engine.config.ruleset import RuleSet, load_ruleset
+from engine.dsl.compile import to_sql
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -28,10 +29,10 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
              f"-- client {ruleset.client.id}, rules digest {ruleset.digest}", ""]
     for e in sorted(ruleset.expressions, key=lambda e: (e.ref.file, e.ref.line, e.ref.col)):
         lines.append(f"-- {e.ref} {e.where} ({e.type}): {e.text}")
-        lines.append(e.sql.sql(dialect=dialect) + ";")
+        lines.append(to_sql(e.sql, dialect) + ";")
         lines.append("")
     for table, statement in ingest_statements(ruleset).items():
         lines.append(f"-- ingest {table}: type and check every row")
-        lines.append(statement.sql(dialect=dialect, pretty=True) + ";")
+        lines.append(to_sql(statement, dialect, pretty=True) + ";")
         lines.append("")
     return "\n".join(lines)

@@ -110,28 +110,35 @@ def _read_csv_rows(path: Path, raw: bytes, header: list[str], delimiter: str) ->
     values: list[list[str | None]] = [[] for _ in header]
     numbers: list[int] = []
     broken: list[Broken] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    next(reader)  # the header
     number = 0
-    try:
-        next(reader)  # the header
-        for row in reader:
-            if not row:
-                continue
+    while True:
+        start = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a quoting error: this record is bad, the next one is read
             number += 1
-            line = delimiter.join(row)
-            if _has_bad_bytes(line):
-                broken.append(Broken(number, _printable(line), "not valid UTF-8 text"))
-            elif len(row) != len(header):
-                broken.append(Broken(number, line, f"expected {len(header)} fields, "
-                                                   f"found {len(row)}"))
-            else:
-                numbers.append(number)
-                for column, value in zip(values, row, strict=True):
-                    column.append(value)
-    except csv.Error as exc:
-        rest = text.splitlines()[reader.line_num - 1:] if reader.line_num else []
-        broken.append(Broken(number + 1, _printable("\n".join(rest)[:200]),
-                             f"CSV cannot be read from here on: {exc}"))
+            text_lines = text.splitlines()[start:reader.line_num]
+            broken.append(Broken(number, _printable("\n".join(text_lines))[:500],
+                                 f"not valid CSV: {exc}"))
+            continue
+        if not row:
+            continue
+        number += 1
+        line = delimiter.join(row)
+        if _has_bad_bytes(line):
+            broken.append(Broken(number, _printable(line), "not valid UTF-8 text"))
+        elif len(row) != len(header):
+            broken.append(Broken(number, line, f"expected {len(header)} fields, "
+                                               f"found {len(row)}"))
+        else:
+            numbers.append(number)
+            for column, value in zip(values, row, strict=True):
+                column.append(value)
     return RawTable(path, _text_table(header, values, numbers), broken)
 
 
@@ -201,7 +208,8 @@ def read_parquet(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        return RawTable(path, _text_table([], [], []), problem=f"not a readable Parquet file: {exc}")
+        problem = f"not a readable Parquet file: {exc}"
+        return RawTable(path, _text_table([], [], []), problem=problem)
     problem = _header_problem(table.column_names)
     if problem:
         return RawTable(path, _text_table([], [], []), problem=problem)

@@ -98,11 +98,15 @@ def _reject_all(drop: Drop, table: str, reason: str) -> None:
     _move(drop, table, None, bad)
 
 
+def _row_keys(table: pa.Table) -> pa.ChunkedArray:
+    """file NUL row: one text key per input row."""
+    rows = pc.cast(table.column(ROW), pa.string())
+    return pc.binary_join_element_wise(table.column(FILE), rows, "\0")
+
+
 def _move(drop: Drop, table: str, column: str | None, bad: pa.Table) -> None:
     accepted = drop.tables[table]
-    keys = pc.binary_join_element_wise(bad.column(FILE), pc.cast(bad.column(ROW), pa.string()), "\0")
-    mine = pc.binary_join_element_wise(accepted.column(FILE),
-                                       pc.cast(accepted.column(ROW), pa.string()), "\0")
+    keys, mine = _row_keys(bad), _row_keys(accepted)
     drop.tables[table] = accepted.filter(pc.invert(pc.is_in(mine, value_set=keys)))
     drop.rejects.append(pa.table({
         "source_file": bad.column(FILE), "row_number": bad.column(ROW),

@@ -25,8 +25,15 @@ from engine.config.ruleset import RuleSet, load_ruleset
 from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
 from engine.executor import DuckDBExecutor
 from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, sha256_file
-from engine.output import (publish, sha256_of, staging_folder, unpublish, with_run_id,
-                           write_manifest, write_table)
+from engine.output import (
+    publish,
+    sha256_of,
+    staging_folder,
+    unpublish,
+    with_run_id,
+    write_manifest,
+    write_table,
+)
 from engine.references import check_references
 from engine.stages import subledger
 from engine.state import RunRecord, StateStore
@@ -166,7 +173,7 @@ def _run_id(client: str, as_of: dt.date, inputs: str, rules: str, state: str) ->
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _manifest(ruleset: RuleSet, as_of: dt.date, run_id: str, drop: Drop, started: str,

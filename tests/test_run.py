@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -60,9 +61,9 @@ def test_sample_night_writes_rejects_and_a_manifest_that_matches_the_files(tmp_p
     for name, entry in manifest["outputs"].items():
         assert entry["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
     rule_files = manifest["rules"]["files"]
-    assert rule_files["tax.yaml"] == hashlib.sha256((NORDWIND / "tax.yaml").read_bytes()).hexdigest()
-    assert _runs(tmp_path) == [(NIGHTS[0].name and __import__("datetime").date(2026, 3, 2),
-                                manifest["run_id"], "done")]
+    tax_digest = hashlib.sha256((NORDWIND / "tax.yaml").read_bytes()).hexdigest()
+    assert rule_files["tax.yaml"] == tax_digest
+    assert _runs(tmp_path) == [(dt.date(2026, 3, 2), manifest["run_id"], "done")]
 
 
 def test_same_night_again_changes_nothing(tmp_path, capsys):

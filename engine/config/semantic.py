@@ -23,7 +23,8 @@ def check_currency(client: ClientConfig) -> list[Diagnostic]:
 
 def check_numbering(client: ClientConfig) -> list[Diagnostic]:
     out = []
-    for name, fmt in (("invoice", client.invoice_format), ("credit_note", client.credit_note_format)):
+    formats = (("invoice", client.invoice_format), ("credit_note", client.credit_note_format))
+    for name, fmt in formats:
         unknown = [f for f in _FIELD.findall(fmt) if f != "year" and not _SEQ.fullmatch(f"{{{f}}}")]
         for f in unknown:
             out.append(Diagnostic("E131", f"unknown placeholder {{{f}}} in the {name} number "

@@ -35,7 +35,8 @@ _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?$"),
     list("-+0123456789"))
-_Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|)$"), ["~", "n", ""])
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|)$"), ["~", "n", ""])
 
 
 class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
@@ -54,6 +55,8 @@ class ScalarInfo:
 
     ref: SourceRef
     style: str | None  # None plain, '"' or "'" quoted, '|' or '>' block
+    start: int = 0  # index of the scalar's first character in the document text
+    end: int = 0
 
 
 @dataclass
@@ -61,9 +64,10 @@ class Positions:
     """Where each value (and each mapping key) of one YAML document stands."""
 
     file: str
-    lines: list[str] = field(default_factory=list)
+    text: str = ""
     values: dict[Path_, ScalarInfo] = field(default_factory=dict)
     keys: dict[Path_, SourceRef] = field(default_factory=dict)
+    scalars: dict[Path_, str] = field(default_factory=dict)
 
     def ref(self, path: Path_) -> SourceRef:
         """The value at `path`, or the nearest enclosing value that has a place."""
@@ -76,23 +80,50 @@ class Positions:
     def key_ref(self, path: Path_) -> SourceRef:
         return self.keys.get(tuple(path)) or self.ref(path)
 
-    def _block_indent(self, line: int) -> int:
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return len(text) - len(text.lstrip(" "))
-
     def text_ref(self, path: Path_, line: int, col: int, length: int = 1) -> SourceRef:
-        """The file place of 1-based line/col inside the string value at `path`."""
+        """The file place of 1-based line/col inside the string value at `path`.
+
+        The value's characters are aligned with the source text of the scalar, so the
+        place is right for every style: quoted with escapes, block, folded, plain
+        over several lines.
+        """
         info = self.values.get(tuple(path))
         if info is None:
             return self.ref(path)
-        if info.style in ("|", ">"):
-            # Block scalar: text starts on the next line, at the block's indentation.
-            indent = self._block_indent(info.ref.line + 1)
-            return SourceRef(info.ref.file, info.ref.line + line, indent + col, length)
-        quote = 1 if info.style in ('"', "'") else 0
-        if line == 1:
-            return SourceRef(info.ref.file, info.ref.line, info.ref.col + quote + col - 1, length)
-        return SourceRef(info.ref.file, info.ref.line + line - 1, col, length)
+        value = _value_at(self, path)
+        lines = value.split("\n")
+        offset = sum(len(lines[i]) + 1 for i in range(min(line - 1, len(lines)))) + col - 1
+        index = _align(value, self.text, info.start, info.end, offset)
+        return self._place(index, length)
+
+    def _place(self, index: int, length: int) -> SourceRef:
+        line = self.text.count("\n", 0, index) + 1
+        col = index - (self.text.rfind("\n", 0, index) + 1) + 1
+        return SourceRef(self.file, line, col, length)
+
+
+def _value_at(pos: Positions, path: Path_) -> str:
+    return pos.scalars.get(tuple(path), "")
+
+
+def _align(value: str, text: str, start: int, end: int, offset: int) -> int:
+    """The index in `text` of character `offset` of `value`, a scalar written at start..end.
+
+    Walks both in step: equal characters match; a space of the value may stand for a
+    folded line break; anything else in the source (quotes, escapes, indentation,
+    block indicators) is skipped.
+    """
+    j = start
+    for i, ch in enumerate(value):
+        while j < end and not (text[j] == ch or (ch == " " and text[j] in "\r\n")):
+            j += 1
+        if i == offset:
+            return min(j, max(start, end - 1))
+        folded = ch == " " and j < end and text[j] in "\r\n"
+        j += 1
+        while folded and j < end and text[j] == " ":  # the next line's indentation
+            j += 1
+    return min(j, max(start, end - 1))
 
 
 def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
@@ -116,8 +147,11 @@ def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
     if isinstance(node, yaml.SequenceNode):
         pos.values[path] = ScalarInfo(ref, None)
         return [_construct(item, path + (i,), pos) for i, item in enumerate(node.value)]
-    pos.values[path] = ScalarInfo(ref, node.style)
-    return _scalar(node)
+    pos.values[path] = ScalarInfo(ref, node.style, mark.index, node.end_mark.index)
+    value = _scalar(node)
+    if isinstance(value, str):
+        pos.scalars[path] = value
+    return value
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -138,7 +172,7 @@ def _scalar(node: yaml.Node) -> Any:
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; raise RuleError at the place of a syntax error."""
-    pos = Positions(file, text.splitlines())
+    pos = Positions(file, text)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

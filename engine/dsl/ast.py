@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Union
 
 from engine.errors import SourceRef
 
-Value = Union[Decimal, int, str, bool, dt.date, None]
+Value = Decimal | int | str | bool | dt.date | None
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class Call:
     args: tuple[Node, ...]
 
 
-Node = Union[Literal, Field, Neg, Not, BinOp, InList, InSet, Between, IsNull, If, Call]
+Node = Literal | Field | Neg | Not | BinOp | InList | InSet | Between | IsNull | If | Call
 
 
 def walk(node: Node):

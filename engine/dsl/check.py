@@ -143,7 +143,14 @@ class Checker:
         return "boolean"
 
     def _inset(self, node: ast.InSet) -> str:
-        self.type_of(node.operand)
+        operand = self.type_of(node.operand)
+        values = self.scope.sets.get(node.name, ())
+        kinds = {"integer" if isinstance(v, int) and not isinstance(v, bool) else "string"
+                 for v in values}
+        if operand not in ("error", "null") and kinds and all(
+                unify(operand, k) is None for k in kinds):
+            self.error("E212", f"set {node.name} holds {describe(kinds.pop())}, but the value "
+                               f"tested is {describe(operand)}", node.operand)
         if node.name not in self.scope.sets:
             hint = did_you_mean(node.name, self.scope.sets) or (
                 "named sets are defined under `sets:` in client.yaml")

@@ -43,6 +43,8 @@ def literal(value: ast.Value) -> exp.Expression:
         return exp.true() if value else exp.false()
     if isinstance(value, int | Decimal):
         text = str(value) if isinstance(value, int) else format(value, "f")
+        if isinstance(value, Decimal) and "." not in text:
+            text += ".0"  # 100% is the decimal 1.0, not the integer 1
         return exp.Literal.number(text) if value >= 0 else exp.Neg(
             this=exp.Literal.number(text.lstrip("-")))
     if isinstance(value, dt.date):
@@ -50,27 +52,82 @@ def literal(value: ast.Value) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
+MAX_SCALE = 38
+_DIV = "RULEDGER_EXACT_DIV"
+_ROUND_EVEN = "RULEDGER_ROUND_EVEN"
+
+
 def round_money(value: exp.Expression, places: int | exp.Expression, mode: str) -> exp.Expression:
-    """Round in the client's mode: half_up (away from zero) or half_even (banker's)."""
+    """Round in the client's mode: half_up (away from zero) or half_even (banker's).
+
+    half_even is a marker that `to_sql` renders per dialect (ROUND_EVEN, BROUND, ...).
+    """
     places_exp = places if isinstance(places, exp.Expression) else exp.Literal.number(places)
     if mode == "half_even":
-        return exp.Anonymous(this="ROUND_EVEN", expressions=[value, places_exp])
+        return exp.Anonymous(this=_ROUND_EVEN, expressions=[value, places_exp])
     return exp.Round(this=value, decimals=places_exp)
 
 
-def exact_div(left: exp.Expression, right: exp.Expression, scale: int = DIV_SCALE) -> exp.Expression:
-    """left / right as a DECIMAL with `scale` places, truncated, computed on integers."""
-    factor = exp.Literal.number(10**scale)
+def exact_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
+              scale: int = DIV_SCALE) -> exp.Expression:
+    """left / right as a DECIMAL with `scale` places, truncated; x / 0 is null.
 
-    def scaled(e: exp.Expression) -> exp.Expression:
-        return exp.cast(exp.Mul(this=exp.cast(e, f"DECIMAL(38,{scale})"), expression=factor),
-                        "HUGEINT")
+    A marker that `to_sql` renders per dialect: on DuckDB (whose DECIMAL / DECIMAL
+    is a DOUBLE) as integer division of the operands scaled to whole numbers.
+    """
+    return exp.Anonymous(this=_DIV, expressions=[
+        left, right, exp.Literal.number(operand_scale), exp.Literal.number(scale)])
 
-    quotient = exp.IntDiv(this=exp.Mul(this=scaled(left), expression=factor),
-                          expression=scaled(right))
+
+def _duckdb_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
+                scale: int) -> exp.Expression:
+    factor = exp.Literal.number(10**operand_scale)
+
+    def whole(e: exp.Expression) -> exp.Expression:
+        decimal = exp.cast(e, f"DECIMAL(38,{operand_scale})")
+        scaled = exp.Mul(this=decimal, expression=factor) if operand_scale else decimal
+        return exp.cast(scaled, "HUGEINT")
+
+    numerator = exp.Mul(this=whole(left), expression=exp.Literal.number(10**scale))
+    denominator = exp.Nullif(this=whole(right), expression=exp.Literal.number(0))
+    quotient = exp.IntDiv(this=numerator, expression=denominator)
     unit = exp.Literal.number("0." + "0" * (scale - 1) + "1")
     return exp.cast(exp.Mul(this=exp.cast(quotient, "DECIMAL(38,0)"), expression=unit),
                     f"DECIMAL(38,{scale})")
+
+
+def _portable_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
+                  scale: int) -> exp.Expression:
+    # DECIMAL(28, s) operands leave Spark's decimal division 10 places (its p/s rules).
+    typ = f"DECIMAL(28,{min(operand_scale, 27)})"
+    denominator = exp.Nullif(this=exp.cast(right, typ), expression=exp.Literal.number(0))
+    quotient = exp.Div(this=exp.cast(left, typ), expression=denominator)
+    return exp.cast(quotient, f"DECIMAL(38,{scale})")
+
+
+def _render_markers(dialect: str):
+    def swap(e: exp.Expression) -> exp.Expression:
+        if not isinstance(e, exp.Anonymous):
+            return e
+        if e.name == _DIV:
+            left, right, operand_scale, scale = e.expressions
+            build = _duckdb_div if dialect == "duckdb" else _portable_div
+            return build(left, right, int(operand_scale.name), int(scale.name))
+        if e.name == _ROUND_EVEN:
+            name = {"spark": "BROUND", "spark2": "BROUND", "databricks": "BROUND",
+                    "hive": "BROUND"}.get(dialect, "ROUND_EVEN")
+            if dialect == "snowflake":
+                return exp.Anonymous(this="ROUND", expressions=[
+                    *e.expressions, exp.Literal.string("HALF_TO_EVEN")])
+            return exp.Anonymous(this=name, expressions=e.expressions)
+        return e
+    return swap
+
+
+def to_sql(expression: exp.Expression, dialect: str = "duckdb", pretty: bool = False) -> str:
+    """The one edge where trees become SQL text, with our markers rendered for `dialect`."""
+    rendered = expression.copy().transform(_render_markers(dialect))
+    return rendered.sql(dialect=dialect, pretty=pretty)
 
 
 class Compiler:
@@ -104,14 +161,56 @@ class Compiler:
     def _binop(self, node: ast.BinOp) -> exp.Expression:
         left, right = self(node.left), self(node.right)
         if node.op == "/":
-            return exact_div(left, right)
-        if node.op in "+-" and _is_date_plus_days(node, self.scope):
+            return exact_div(left, right, max(self.scale(node.left), self.scale(node.right)))
+        if node.op in "+-" and self.type(node.left) == "date":
             days = right if node.op == "+" else exp.Neg(this=exp.Paren(this=right))
-            return exp.DateAdd(this=left, expression=days, unit=exp.var("DAY"))
-        wrap = node.op in ("and", "or", "+", "-", "*")
-        if wrap:
+            added = exp.DateAdd(this=left, expression=days, unit=exp.var("DAY"))
+            return exp.cast(added, exp.DataType.Type.DATE)
+        if node.op in ("+", "-", "*"):
+            left, right = self._arith_operands(node, left, right)
+        if node.op in ("and", "or", "+", "-", "*"):
             left, right = exp.Paren(this=left), exp.Paren(this=right)
         return _BINOPS[node.op](this=left, expression=right)
+
+    def _arith_operands(self, node: ast.BinOp, left: exp.Expression,
+                        right: exp.Expression) -> tuple[exp.Expression, exp.Expression]:
+        """Operands typed wide enough: 64-bit integers, or DECIMAL(38, their places)."""
+        types = (self.type(node.left), self.type(node.right))
+        if types == ("integer", "integer"):
+            return exp.cast(left, "BIGINT"), exp.cast(right, "BIGINT")
+        if node.op != "*":
+            return left, right
+        sl, sr = self.scale(node.left), self.scale(node.right)
+        while sl + sr > MAX_SCALE:  # keep the product representable; trims the longer side
+            sl, sr = (sl - 1, sr) if sl >= sr else (sl, sr - 1)
+        return exp.cast(left, f"DECIMAL(38,{sl})"), exp.cast(right, f"DECIMAL(38,{sr})")
+
+    def type(self, node: ast.Node) -> str:
+        from engine.dsl.check import Checker
+
+        return Checker(self.scope).type_of(node)
+
+    def scale(self, node: ast.Node) -> int:
+        """Decimal places of a numeric expression's exact value."""
+        match node:
+            case ast.Literal(value=Decimal() as v):
+                return max(0, -v.as_tuple().exponent)
+            case ast.Literal():
+                return 0
+            case ast.Field(parts=parts):
+                const = self.scope.constants.get(node.name)
+                if const is not None or self.type(node) != "decimal":
+                    return 0
+                return self.scope.scale(parts)
+            case ast.BinOp(op="*", left=left, right=right):
+                return min(MAX_SCALE, self.scale(left) + self.scale(right))
+            case ast.BinOp(op="/"):
+                return DIV_SCALE
+            case ast.Call(name="round", args=args):
+                return int(args[1].value) if len(args) > 1 else 0
+            case ast.Call(name="days_between" | "year" | "month"):
+                return 0
+        return max((self.scale(c) for c in ast.children(node)), default=0)
 
     def _inlist(self, node: ast.InList) -> exp.Expression:
         test = exp.In(this=self(node.operand), expressions=[self(i) for i in node.items])
@@ -138,15 +237,10 @@ class Compiler:
         return _FUNCTIONS[node.name](self, args)
 
 
-def _is_date_plus_days(node: ast.BinOp, scope: Scope) -> bool:
-    from engine.dsl.check import Checker
-
-    return Checker(scope).type_of(node.left) == "date"
-
-
 def _round(c: Compiler, args: list[exp.Expression]) -> exp.Expression:
     places = args[1] if len(args) > 1 else exp.Literal.number(0)
-    return round_money(args[0], places, c.target.rounding)
+    rounded = round_money(args[0], places, c.target.rounding)
+    return exp.cast(rounded, f"DECIMAL(38,{int(places.name)})")
 
 
 def _extract(c: Compiler, args: list[exp.Expression]) -> exp.Expression:

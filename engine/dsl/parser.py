@@ -9,7 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from engine.dsl import ast
 from engine.errors import Diagnostic, RuleError, SourceRef
@@ -37,18 +43,24 @@ def parse(text: str, origin: Origin) -> ast.Node:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise RuleError([_syntax_error(exc, text, origin)]) from None
-    return _Builder(origin).transform(tree)
+    try:
+        return _Builder(origin).transform(tree)
+    except VisitError as exc:  # a builder found a bad literal (an impossible date)
+        if isinstance(exc.orig_exc, RuleError):
+            raise exc.orig_exc from None
+        raise
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, origin: Origin) -> Diagnostic:
     line, col = max(exc.line, 1), max(exc.column, 1)
+    lines = text.split("\n")  # lark counts lines at \n only
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
                                           and exc.token.type == "$END"):
-        lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         found = "the end of the expression"
     elif isinstance(exc, UnexpectedCharacters):
-        found = repr(text.splitlines()[line - 1][col - 1])
+        here = lines[line - 1] if line <= len(lines) else ""
+        found = repr(here[col - 1]) if col <= len(here) else "a character"
     else:
         found = repr(str(exc.token))
     expected = sorted(_TOKEN_NAMES.get(t, repr(t.lower())) for t in (getattr(exc, "expected", None)

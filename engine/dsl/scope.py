@@ -34,6 +34,17 @@ def fields_of(schema: pa.Schema) -> dict[str, str]:
     return {f.name: dsl_type(f.type) for f in schema if f.name != "run_id"}
 
 
+def _scales(schema: pa.Schema | None, prefix: str = "") -> dict[str, int]:
+    if schema is None:
+        return {}
+    return {prefix + f.name: f.type.scale for f in schema if pa.types.is_decimal(f.type)}
+
+
+# Decimal places of each decimal field, so arithmetic can be typed exactly in SQL.
+_MONEY_SCALE = tables.MONEY.scale
+_TABLE_OF: dict[str, pa.Schema] = {**tables.INPUTS, **tables.OUTPUTS}
+
+
 OPEN_ITEM_FIELDS: dict[str, str] = {
     "invoice_id": "string", "customer_id": "string", "item_type": "string",
     "invoice_date": "date", "due_date": "date", "currency": "string",
@@ -81,6 +92,17 @@ class Scope:
     constants: Mapping[str, Constant] = field(default_factory=dict)
     sets: Mapping[str, tuple[Value, ...]] = field(default_factory=dict)
     row_alias: str | None = None
+
+    def scale(self, parts: tuple[str, ...]) -> int:
+        """Decimal places of a decimal field (money has four)."""
+        name = parts[-1]
+        if len(parts) == 1:
+            schema = _TABLE_OF.get(self.name)
+        else:
+            schema = _TABLE_OF.get({"customer": "customers", "invoice": "invoices",
+                                    "payment": "payments"}.get(parts[0], ""))
+        scales = _scales(schema)
+        return scales.get(name, _MONEY_SCALE)
 
     def names(self) -> list[str]:
         """Every field name an expression may write, for did-you-mean hints."""
