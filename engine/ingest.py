@@ -36,6 +36,7 @@ class InputFile:
     sha256: str
     rows: int = 0
     rejected: int = 0
+    problem: str | None = None  # a problem of the whole file: every row was rejected for it
 
 
 @dataclass
@@ -129,6 +130,7 @@ def _ingest_file(path: Path, table: str, mapping: InputMapping | None, ruleset: 
     drop.rejects += [t for t in (broken, rejected) if t is not None]
     info.rows = raw.rows
     info.rejected = info.rows - accepted.num_rows
+    info.problem = problem
     return accepted
 
 
@@ -182,7 +184,9 @@ def check_reject_ratio(drop: Drop, ratio: float | object) -> None:
     total, rejected = drop.total_rows, drop.rejected_rows
     if total and rejected / total > float(ratio):  # money-safe: a ratio of row counts
         worst = max(drop.files, key=lambda f: f.rejected)
-        raise DropRefused([Diagnostic(
+        whole = [Diagnostic("E303", f"{f.path}: {f.problem}; all {f.rows} rows rejected")
+                 for f in drop.files if f.problem]
+        raise DropRefused([*whole, Diagnostic(
             "E302", f"{rejected} of {total} rows rejected ({rejected / total:.1%}), above the "
                     f"client's max_reject_ratio of {float(ratio):.1%}",
             hint=f"most rejects are in {worst.path.name} ({worst.rejected} rows); "

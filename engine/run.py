@@ -144,7 +144,10 @@ def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: Duc
         drop = ingest(options.drop_dir, ruleset, executor, as_of)
         check_references(drop, executor, first_night=not store.has_runs())
         for f in drop.files:
-            logger.info(f"{f.path.name}: {f.rows} rows, {f.rejected} rejected")
+            if f.problem:
+                logger.warning(f"{f.path.name}: {f.problem}; all {f.rows} rows rejected")
+            else:
+                logger.info(f"{f.path.name}: {f.rows} rows, {f.rejected} rejected")
         logger.debug(f"ingest took {time.perf_counter() - t0:.2f}s")
         return drop
 

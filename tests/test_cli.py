@@ -84,3 +84,24 @@ def test_console_script_runs_as_a_process():
     done = subprocess.run([sys.executable, "-m", "engine.cli", "--version"], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("ruledger ")
+
+
+def test_errors_in_client_yaml_do_not_hide_errors_in_other_files(client_dir, capsys):
+    rules = client_dir("rounding: half-up\n", tax_yaml="""\
+    kind: tax
+    version: 1
+    hit_policy: first
+    rounding_level: line
+    rules:
+      - id: r1
+        when: 'customer.contry in EU'
+        code: VAT
+        rate: 19%
+    """)
+    assert main(["check", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rules}/client.yaml:23:11: error[E112]: rounding: 'half-up'" in err
+    assert "= hint: did you mean half_up?" in err
+    # The set EU is still read from the client.yaml, so only the misspelt field is reported.
+    assert f"{rules}/tax.yaml:7:12: error[E210]: unknown field customer.contry" in err
+    assert "unknown set" not in err and "2 error(s)" in err

@@ -23,7 +23,7 @@ from engine.dsl import ast
 from engine.dsl.check import check
 from engine.dsl.compile import Target, compile_expr
 from engine.dsl.parser import parse
-from engine.dsl.scope import SCOPE_TABLES, Scope, scope_for
+from engine.dsl.scope import SCOPE_TABLES, Constant, Scope, scope_for
 from engine.errors import Diagnostic, Diagnostics, RuleError, SourceRef, did_you_mean
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -36,6 +36,7 @@ class RuleFile:
     sha256: str
     data: Any
     pos: Positions
+    sites: tuple[DslSite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,12 @@ def load_ruleset(root: Path | str) -> RuleSet:
         raise RuleError([Diagnostic("E001", f"{root} is not a folder of rule files")])
     files = _read_files(root, diags)
     client = _client(root, files, diags)
-    ruleset = RuleSet(root, client, files) if client else None
-    if ruleset is not None:
-        _compile_all(ruleset, diags)
+    expressions = _compile_sites(files, _names(client, files), diags)
+    if client is not None:
+        expressions += _compile_computed(client, files["client"], diags)
     diags.raise_if_any()
-    assert ruleset is not None
+    assert client is not None
+    ruleset = RuleSet(root, client, files, expressions)
     ruleset.warnings = [d for d in diags.items if d.severity != "error"]
     return ruleset
 
@@ -123,14 +125,9 @@ def _read_files(root: Path, diags: Diagnostics) -> dict[str, RuleFile]:
                       pos.ref(("kind",)), "keep one file of each kind per client")
             continue
         schema_errors, sites = validate(kind, data, pos)
-        diags.extend(schema_errors)
-        files[kind] = RuleFile(kind, path, digest, data, pos)
-        files[kind].data["__sites__"] = sites if not schema_errors else _safe_sites(sites)
+        diags.extend(schema_errors)  # and the file's DSL is still checked below
+        files[kind] = RuleFile(kind, path, digest, data, pos, tuple(sites))
     return files
-
-
-def _safe_sites(sites: list[DslSite]) -> list[DslSite]:
-    return sites  # a schema error elsewhere in the file does not stop DSL checks
 
 
 def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Positions] | None:
@@ -174,27 +171,59 @@ def _client(root: Path, files: dict[str, RuleFile], diags: Diagnostics) -> Clien
     return client
 
 
-def _compile_all(ruleset: RuleSet, diags: Diagnostics) -> None:
-    client = ruleset.client
-    for kind, rule_file in ruleset.files.items():
-        for site in rule_file.data.get("__sites__", []):
-            scope = scope_for(site.scope, client.constants(), client.sets)
+@dataclass(frozen=True)
+class _Names:
+    """What client.yaml gives every expression: client.* constants, named sets, rounding."""
+
+    constants: dict
+    sets: dict
+    rounding: str
+
+
+def _names(client: ClientConfig | None, files: dict[str, RuleFile]) -> _Names:
+    """The client's names; from a client.yaml with errors, whatever can be read of it,
+    so that the other files' expressions are still checked and their errors listed."""
+    if client is not None:
+        return _Names(client.constants(), client.sets, client.rounding)
+    raw = files["client"].data if "client" in files else {}
+    about = raw.get("client") if isinstance(raw.get("client"), dict) else {}
+    constants = {f"client.{k}": Constant("string", v) for k, v in about.items()
+                 if k in ("id", "name", "base_currency", "country") and isinstance(v, str)}
+    sets = raw.get("sets") if isinstance(raw.get("sets"), dict) else {}
+    sets = {k: tuple(v) for k, v in sets.items() if isinstance(v, list)}
+    rounding = raw.get("rounding") if raw.get("rounding") in ("half_up", "half_even") else "half_up"
+    return _Names(constants, sets, rounding)
+
+
+def _compile_sites(files: dict[str, RuleFile], names: _Names,
+                   diags: Diagnostics) -> list[CompiledExpr]:
+    out = []
+    for kind, rule_file in files.items():
+        for site in rule_file.sites:
+            scope = scope_for(site.scope, names.constants, names.sets)
             if site.kind == "template":
                 diags.extend(check_template(site.text, scope, rule_file.pos, site.path))
                 continue
             compiled = compile_site(kind, rule_file.pos, site.path, site.text, scope,
-                                    site.type, client.rounding, diags)
+                                    site.type, names.rounding, diags)
             if compiled:
-                ruleset.expressions.append(compiled)
-    inputs_file = ruleset.files["client"]
+                out.append(compiled)
+    return out
+
+
+def _compile_computed(client: ClientConfig, client_file: RuleFile,
+                      diags: Diagnostics) -> list[CompiledExpr]:
+    """Computed input columns see only their own row (no customer.* at ingest)."""
+    out = []
     for mapping in client.inputs.values():
         for comp in mapping.computed:
             row = SCOPE_TABLES[mapping.table][0]
             scope = Scope(mapping.table, row, {}, client.constants(), client.sets)
-            compiled = compile_site("client", inputs_file.pos, comp.path, comp.text, scope,
+            compiled = compile_site("client", client_file.pos, comp.path, comp.text, scope,
                                     row.get(comp.column), client.rounding, diags)
             if compiled:
-                ruleset.expressions.append(compiled)
+                out.append(compiled)
+    return out
 
 
 def compile_site(kind: str, pos: Positions, path: tuple, text: str, scope: Scope,
