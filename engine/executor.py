@@ -45,9 +45,6 @@ class DuckDBExecutor:
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
 
-    def unregister(self, name: str) -> None:
-        self.con.unregister(name)
-
     def execute(self, statement: exp.Expression | str) -> None:
         self.con.execute(self.render(statement)).fetchall()
 
@@ -61,9 +58,6 @@ class DuckDBExecutor:
     def attach(self, path: Path, alias: str = "state") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}").fetchall()
-
-    def detach(self, alias: str = "state") -> None:
-        self.con.execute(f"DETACH {alias}").fetchall()
 
     def close(self) -> None:
         self.con.close()

@@ -15,17 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from sqlglot import exp
 
 from engine import tables
-from engine.checks import reject_split
+from engine.checks import FILE, reject_split
 from engine.config.client import InputMapping
 from engine.config.ruleset import RuleSet
 from engine.errors import Diagnostic, DropRefused
 from engine.executor import Executor
 from engine.readers import ROW, RawTable, read_file
 
-FILE = "__file"
 DEFAULT_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".json", ".ndjson")
 
 
@@ -191,7 +189,3 @@ def check_reject_ratio(drop: Drop, ratio: float | object) -> None:
                     f"client's max_reject_ratio of {float(ratio):.1%}",
             hint=f"most rejects are in {worst.path.name} ({worst.rejected} rows); "
                  "see rejects in the .refused output folder")])
-
-
-def literal_column(name: str, value: str) -> exp.Expression:
-    return exp.alias_(exp.Literal.string(value), name)

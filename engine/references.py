@@ -7,12 +7,10 @@ accepted tables to its rejects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlglot import parse_one
 
 from engine.executor import Executor
 from engine.ingest import FILE, Drop
@@ -21,49 +19,49 @@ from engine.readers import ROW
 
 @dataclass(frozen=True)
 class ReferenceCheck:
+    """`query` selects the bad rows of the table registered as `accepted`, as
+    (__file, __row, value, reason); `known` is every customer, tonight's or before."""
+
     table: str
     column: str
-    query: Callable[[str], str]  # the accepted table's name -> SQL selecting bad rows
-    reason: str  # SQL text expression for the reason, over the bad row
+    query: str
 
 
-_KNOWN = ("(SELECT customer_id, currency FROM state.customers "
-          "WHERE customer_id NOT IN (SELECT customer_id FROM drop_customers) "
-          "UNION ALL SELECT customer_id, currency FROM drop_customers)")
-
-
-def _unknown_customer(table: str, optional: bool = False) -> ReferenceCheck:
-    guard = "t.customer_id IS NOT NULL AND " if optional else ""
-    return ReferenceCheck(
-        table, "customer_id",
-        lambda name: f"SELECT t.* FROM {name} t WHERE {guard}NOT EXISTS "
-                     f"(SELECT 1 FROM {_KNOWN} k WHERE k.customer_id = t.customer_id)",
-        "'unknown customer ' || customer_id || ' (not in customers, tonight or before)'")
-
-
-def _processed(table: str, column: str, kind: str) -> ReferenceCheck:
-    return ReferenceCheck(
-        table, column,
-        lambda name: f"SELECT t.*, p.as_of AS __seen FROM {name} t JOIN state.processed_ids p "
-                     f"ON p.kind = '{kind}' AND p.id = t.{column}",
-        f"'{column} ' || {column} || ' was already processed on ' || CAST(__seen AS VARCHAR)")
-
+_UNKNOWN_CUSTOMER = """
+    SELECT __file, __row, customer_id AS value,
+           'unknown customer ' || customer_id || ' (not in customers, tonight or before)' AS reason
+    FROM accepted t
+    WHERE t.customer_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM known k WHERE k.customer_id = t.customer_id)"""
 
 CHECKS: tuple[ReferenceCheck, ...] = (
-    _unknown_customer("transactions"),
-    ReferenceCheck(
-        "transactions", "currency",
-        lambda name: f"SELECT t.*, k.currency AS __expected FROM {name} t "
-                     f"JOIN {_KNOWN} k ON k.customer_id = t.customer_id "
-                     "WHERE t.currency <> k.currency",
-        "'currency ' || currency || ' differs from the customer''s billing currency ' "
-        "|| __expected"),
-    _processed("transactions", "txn_id", "txn"),
-    _unknown_customer("payments", optional=True),
-    _processed("payments", "payment_id", "payment"),
-    _unknown_customer("open_orders"),
-    _unknown_customer("opening_items"),
+    ReferenceCheck("transactions", "customer_id", _UNKNOWN_CUSTOMER),
+    ReferenceCheck("transactions", "currency", """
+        SELECT t.__file, t.__row, t.currency AS value,
+               'currency ' || t.currency || ' differs from the customer''s billing currency '
+               || k.currency AS reason
+        FROM accepted t JOIN known k ON k.customer_id = t.customer_id
+        WHERE t.currency <> k.currency"""),
+    ReferenceCheck("transactions", "txn_id", """
+        SELECT t.__file, t.__row, t.txn_id AS value,
+               'txn_id ' || t.txn_id || ' was already processed on ' || CAST(p.as_of AS VARCHAR)
+               AS reason
+        FROM accepted t JOIN state.processed_ids p ON p.kind = 'txn' AND p.id = t.txn_id"""),
+    ReferenceCheck("payments", "customer_id", _UNKNOWN_CUSTOMER),
+    ReferenceCheck("payments", "payment_id", """
+        SELECT t.__file, t.__row, t.payment_id AS value,
+               'payment_id ' || t.payment_id || ' was already processed on '
+               || CAST(p.as_of AS VARCHAR) AS reason
+        FROM accepted t JOIN state.processed_ids p
+          ON p.kind = 'payment' AND p.id = t.payment_id"""),
+    ReferenceCheck("open_orders", "customer_id", _UNKNOWN_CUSTOMER),
+    ReferenceCheck("opening_items", "customer_id", _UNKNOWN_CUSTOMER),
 )
+
+_KNOWN = """
+    SELECT customer_id, currency FROM state.customers
+    WHERE customer_id NOT IN (SELECT customer_id FROM drop_customers)
+    UNION ALL SELECT customer_id, currency FROM drop_customers"""
 
 
 def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
@@ -73,14 +71,13 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     if not first_night and "opening_items" in drop.tables:
         _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
                                            "night only")
+    executor.register("known", executor.fetch(_KNOWN))
     for check in CHECKS:
         table = drop.tables.get(check.table)
         if table is None or table.num_rows == 0:
             continue
         executor.register("accepted", table)
-        bad = executor.fetch(parse_one(
-            f"SELECT {FILE}, {ROW}, CAST({check.column} AS VARCHAR) AS value, "
-            f"{check.reason} AS reason FROM ({check.query('accepted')})", dialect="duckdb"))
+        bad = executor.fetch(check.query)
         if bad.num_rows:
             _move(drop, check.table, check.column, bad)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -240,7 +239,3 @@ def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     logger.error(f"drop refused; rejects in {target}")
-
-
-def describe_counts(counts: dict) -> str:
-    return json.dumps(counts, sort_keys=True)

@@ -102,13 +102,6 @@ class StateStore:
             [as_of])
         return _record(rows[0]) if rows else None
 
-    def runs(self) -> list[RunRecord]:
-        rows = self.x.query("SELECT * FROM state.runs ORDER BY as_of, finished_at")
-        return [_record(r) for r in rows]
-
-    def latest_as_of(self) -> dt.date | None:
-        return self.x.query("SELECT max(as_of) FROM state.runs")[0][0]
-
     def log_run(self, record: RunRecord) -> None:
         self.x.query(
             "INSERT INTO state.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -13,9 +13,6 @@ import pyarrow as pa
 
 from engine.executor import DuckDBExecutor
 
-_CUSTOMER_COLUMNS = ("customer_id, name, country, region, segment, currency, payment_terms_days, "
-                     "vat_id, tax_exempt, exemption_id, email")
-
 
 def post(drop, executor: DuckDBExecutor, as_of: dt.date, run_id: str) -> dict[str, int]:
     """Apply tonight's customers and opening items to the state; return what changed."""
@@ -32,7 +29,8 @@ def post(drop, executor: DuckDBExecutor, as_of: dt.date, run_id: str) -> dict[st
 def _upsert_customers(executor: DuckDBExecutor, customers: pa.Table, as_of: dt.date) -> int:
     executor.register("tonight_customers", customers)
     executor.query(
-        f"INSERT OR REPLACE INTO state.customers SELECT {_CUSTOMER_COLUMNS}, ?::DATE "
+        "INSERT OR REPLACE INTO state.customers SELECT customer_id, name, country, region, "
+        "segment, currency, payment_terms_days, vat_id, tax_exempt, exemption_id, email, ?::DATE "
         "FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY __file DESC, "
         "__row DESC) AS n FROM tonight_customers) WHERE n = 1", [as_of])
     return customers.num_rows
