@@ -160,7 +160,7 @@ def test_yaml_1_1_trap_no_stays_the_string_no():
     assert all(type(v) is str for v in nordics)
     nordic = ruleset.expression("tax", ("rules", 1, "when"))
     sql = to_sql(nordic.sql, "duckdb")
-    assert sql == "ship_to_country IN ('DK', 'FI', 'IS', 'NO', 'SE')"
+    assert sql == "t.ship_to_country IN ('DK', 'FI', 'IS', 'NO', 'SE')"
     con = duckdb.connect()
     rows = con.sql(f"SELECT {sql} FROM (VALUES ('NO'), ('DE')) AS t(ship_to_country)").fetchall()
     assert rows == [(True,), (False,)]
@@ -169,8 +169,8 @@ def test_yaml_1_1_trap_no_stays_the_string_no():
 def test_valid_fixture_compiles_every_expression():
     ruleset = load_ruleset(FIXTURES / "valid")
     assert [e.where for e in ruleset.expressions] == [
-        "rules.0.when", "rules.1.when", "rules.2.when"]
-    assert all(e.type == "boolean" for e in ruleset.expressions)
+        "rules.0.when", "rules.0.note", "rules.1.when", "rules.2.when"]
+    assert [e.type for e in ruleset.expressions] == ["boolean", "string", "boolean", "boolean"]
     first = ruleset.expression("tax", ("rules", 0, "when"))
     assert (first.ref.line, first.ref.col) == (8, 11)
 

@@ -15,10 +15,19 @@ DEFAULT_BUCKETS = (("current", 0), ("d1_30", 30), ("d31_60", 60), ("d61_90", 90)
 
 
 @dataclass(frozen=True)
+class AccountRule:
+    """`key` (a product code or tax code; '*' and '?' glob) books to `account`."""
+
+    ref: SourceRef
+    key: str
+    account: str
+
+
+@dataclass(frozen=True)
 class Account:
     ref: SourceRef
     default: str
-    by: tuple[tuple[str, str], ...] = ()  # (key or glob, account), in file order
+    by: tuple[AccountRule, ...] = ()  # in file order; the first that fits wins
 
 
 @dataclass(frozen=True)
@@ -105,8 +114,9 @@ def percent(value: Any) -> Decimal:
 def _account(value: Any, path: tuple, pos: Positions) -> Account:
     ref = pos.ref(path)
     if isinstance(value, dict):
-        by = tuple((str(k), str(v)) for k, v in (value.get("by") or {}).items())
-        return Account(ref, str(value["default"]), by)
+        by = tuple(AccountRule(pos.key_ref(path + ("by", k)), str(k), str(v))
+                   for k, v in (value.get("by") or {}).items())
+        return Account(pos.ref(path + ("default",)), str(value["default"]), by)
     return Account(ref, str(value))
 
 

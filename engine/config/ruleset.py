@@ -8,7 +8,6 @@ lists them all.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,8 @@ from engine.dsl.check import check
 from engine.dsl.compile import Target, compile_expr
 from engine.dsl.parser import parse
 from engine.dsl.scope import SCOPE_TABLES, Constant, Scope, scope_for
+from engine.dsl.template import template_node
 from engine.errors import Diagnostic, Diagnostics, RuleError, SourceRef, did_you_mean
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -200,12 +198,10 @@ def _compile_sites(files: dict[str, RuleFile], names: _Names,
     out = []
     for kind, rule_file in files.items():
         for site in rule_file.sites:
-            scope = scope_for(site.scope, names.constants, names.sets)
-            if site.kind == "template":
-                diags.extend(check_template(site.text, scope, rule_file.pos, site.path))
-                continue
+            scope = scope_for(site.scope, names.constants, names.sets, row_alias="t")
             compiled = compile_site(kind, rule_file.pos, site.path, site.text, scope,
-                                    site.type, names.rounding, diags)
+                                    site.type, names.rounding, diags,
+                                    template=site.kind == "template")
             if compiled:
                 out.append(compiled)
     return out
@@ -227,17 +223,21 @@ def _compile_computed(client: ClientConfig, client_file: RuleFile,
 
 
 def compile_site(kind: str, pos: Positions, path: tuple, text: str, scope: Scope,
-                 wanted: str | None, rounding: str, diags: Diagnostics) -> CompiledExpr | None:
-    """Parse, check and compile the expression at `path`; record problems in `diags`."""
+                 wanted: str | None, rounding: str, diags: Diagnostics,
+                 template: bool = False) -> CompiledExpr | None:
+    """Parse, check and compile the expression (or `{field}` template) at `path`;
+    record problems in `diags`."""
     def origin(line: int, col: int, length: int) -> SourceRef:
         return pos.text_ref(path, line, col, length)
 
     try:
-        node = parse(text, origin)
+        node = template_node(text, origin) if template else parse(text, origin)
     except RuleError as exc:
         diags.extend(exc.diagnostics)
         return None
     type_, problems = check(node, scope, wanted)
+    if template:
+        problems = [_placeholder_problem(d, scope) for d in problems]
     if problems:
         diags.extend(problems)
         return None
@@ -245,14 +245,10 @@ def compile_site(kind: str, pos: Positions, path: tuple, text: str, scope: Scope
     return CompiledExpr(pos.ref(path), kind, path, text, type_, node, sql)
 
 
-def check_template(text: str, scope: Scope, pos: Positions, path: tuple) -> list[Diagnostic]:
-    """Every `{field}` placeholder of a printed text names a field of the scope."""
-    out = []
-    for match in _PLACEHOLDER.finditer(text):
-        name = match.group(1).strip()
-        parts = tuple(name.split("."))
-        if scope.lookup(parts) is None:
-            ref = pos.text_ref(path, 1, match.start() + 1, len(match.group(0)))
-            out.append(Diagnostic("E216", f"unknown field {name} in placeholder", ref,
-                                  did_you_mean(name, scope.names())))
-    return out
+def _placeholder_problem(d: Diagnostic, scope: Scope) -> Diagnostic:
+    """A template's unknown field, said in a template's words."""
+    if d.code != "E210":
+        return d
+    name = d.message.removeprefix("unknown field ")
+    return Diagnostic("E216", f"unknown field {name} in placeholder", d.ref,
+                      did_you_mean(name, scope.names()))
