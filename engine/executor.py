@@ -25,6 +25,8 @@ class Executor(Protocol):
 
     def fetch(self, query: exp.Expression | str) -> pa.Table: ...
 
+    def query(self, sql: str, params: list | None = None) -> list[tuple]: ...
+
 
 class DuckDBExecutor:
     """DuckDB in process; the client's state file is attached as `state`."""

@@ -21,7 +21,10 @@ from loguru import logger
 
 from engine import __version__, tables
 from engine.config.ruleset import RuleSet, load_ruleset
+from engine.config.tax import tax_table
+from engine.dsl.compile import bind_as_of
 from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
+from engine.exceptions import Problem, exceptions_table
 from engine.executor import DuckDBExecutor
 from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, sha256_file
 from engine.output import (
@@ -34,7 +37,7 @@ from engine.output import (
     write_table,
 )
 from engine.references import check_references
-from engine.stages import subledger
+from engine.stages import invoicing, journal, subledger
 from engine.state import RunRecord, StateStore
 
 
@@ -124,8 +127,10 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
             _write_refused(options, ruleset, as_of, run_id, drop, started)
             raise
         counts = subledger.post(drop, executor, as_of, run_id)
-        outputs = {"rejects": with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id),
-                   "exceptions": tables.OUTPUTS["exceptions"].empty_table()}
+        outputs, problems = _stages(ruleset, drop, executor, as_of, run_id, counts)
+        outputs["rejects"] = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
+        outputs["exceptions"] = exceptions_table(problems, run_id)
+        counts["exceptions"] = len(problems)
         state_after = store.advance(run_id)
         manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
         record = RunRecord(run_id, as_of, "done", ruleset.digest, inputs_digest, state_before,
@@ -134,6 +139,46 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
         return RunResult("done", client, as_of, run_id, target, manifest["counts"])
+
+
+def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
+            run_id: str, counts: dict) -> tuple[dict[str, pa.Table], list[Problem]]:
+    """The stages after ingest, in SPEC order; each adds output tables and problems."""
+    outputs: dict[str, pa.Table] = {}
+    problems: list[Problem] = []
+    transactions = drop.tables.get("transactions")
+    if transactions is None:
+        transactions = _no_rows("transactions")
+    with logger.contextualize(stage="invoicing"):
+        table = tax_table(ruleset)
+        if table is None and transactions.num_rows:
+            raise DropRefused([Diagnostic(
+                "E320", f"the drop has {transactions.num_rows} billable lines but "
+                        f"{ruleset.root} has no tax.yaml", hint="add a tax.yaml to the client")])
+        executor.register("drop_transactions", transactions)
+        invoiced = invoicing.run(executor, ruleset, as_of)
+        if invoiced is not None:
+            outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"],
+                                              run_id)
+            outputs["invoice_lines"] = with_run_id(invoiced.lines, tables.OUTPUTS["invoice_lines"],
+                                                   run_id)
+            entries = executor.fetch(bind_as_of(journal.invoice_entries(ruleset), as_of))
+            outputs["journal_entries"] = with_run_id(entries, tables.OUTPUTS["journal_entries"],
+                                                     run_id)
+            problems += invoicing.held_problems(invoiced.held, table)
+            invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
+            kinds = invoiced.invoices.column("document_type").to_pylist()
+            counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
+                          lines_invoiced=invoiced.lines.num_rows,
+                          lines_held=invoiced.held.num_rows)
+            logger.info(f"{counts['invoices']} invoices, {counts['credit_notes']} credit notes "
+                        f"from {counts['lines_invoiced']} lines; {counts['lines_held']} held back")
+    return outputs, problems
+
+
+def _no_rows(table: str) -> pa.Table:
+    schema = tables.INPUTS[table]
+    return pa.schema([pa.field(f.name, f.type) for f in schema]).empty_table()
 
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,

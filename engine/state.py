@@ -31,6 +31,12 @@ _DDL = (
         amount_original DECIMAL(18,4) NOT NULL, amount_open DECIMAL(18,4) NOT NULL,
         dunning_level BIGINT NOT NULL DEFAULT 0, last_dunned_on DATE, opened_on DATE NOT NULL,
         closed_on DATE)""",
+    """CREATE TABLE IF NOT EXISTS state.held_lines (
+        txn_id VARCHAR PRIMARY KEY, customer_id VARCHAR NOT NULL, txn_date DATE NOT NULL,
+        product_code VARCHAR NOT NULL, description VARCHAR, quantity DECIMAL(18,6) NOT NULL,
+        unit_price DECIMAL(18,6) NOT NULL, currency VARCHAR NOT NULL, tax_category VARCHAR,
+        po_number VARCHAR, ship_to_country VARCHAR, ship_to_region VARCHAR,
+        held_since DATE NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS state.sequences (
         series VARCHAR, year INTEGER, last_seq BIGINT NOT NULL, PRIMARY KEY (series, year))""",
     """CREATE TABLE IF NOT EXISTS state.processed_ids (

@@ -1,0 +1,43 @@
+"""Exception rows: business problems found while the run goes on, never raised.
+
+Stages add `Problem`s; the run numbers them in a fixed order (stage, then entity)
+so identical runs give identical exception ids.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from engine import tables
+
+STAGES = ("ingest", "invoicing", "matching", "dunning", "credit", "custom", "journal")
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # info, warning, error
+    code: str
+    stage: str
+    entity_type: str | None
+    entity_id: str | None
+    message: str
+    rule_id: str | None = None
+    rule_ref: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+def exceptions_table(problems: list[Problem], run_id: str) -> pa.Table:
+    """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order."""
+    ordered = sorted(problems, key=lambda p: (STAGES.index(p.stage), p.entity_type or "",
+                                              p.entity_id or "", p.code, p.message))
+    rows = [{
+        "exception_id": f"{run_id}-{i:06d}", "severity": p.severity, "code": p.code,
+        "stage": p.stage, "entity_type": p.entity_type, "entity_id": p.entity_id,
+        "message": p.message, "rule_id": p.rule_id, "rule_ref": p.rule_ref,
+        "details": json.dumps(p.details, sort_keys=True, default=str) if p.details else None,
+        "run_id": run_id,
+    } for i, p in enumerate(ordered, 1)]
+    return pa.Table.from_pylist(rows, schema=tables.OUTPUTS["exceptions"])

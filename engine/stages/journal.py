@@ -1,0 +1,84 @@
+"""Journal entries, balanced per entry and currency, each line naming its rule.
+
+Invoices: Dr AR control (gross) / Cr revenue by the product's account (net) / Cr tax
+payable by the tax code's account (tax). A credit note turns every side round. A
+line whose amount is negative books on the other side, so debit and credit are
+never negative.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.config.client import Account
+from engine.config.ruleset import RuleSet
+from engine.stages.sql import glob_like, template
+
+INVOICE_ENTRIES = """
+WITH lines AS (
+  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, l.product_code,
+         l.tax_code, l.net_amount, l.tax_amount, l.rule_id, l.rule_ref
+  FROM inv_lines_final AS l
+  JOIN inv_heads AS h ON h.customer_id = l.customer_id AND h.currency = l.currency
+                     AND h.po_key = l.po_key
+), sides AS (
+  SELECT invoice_id, document_type, customer_id, currency, 1 AS part, :ar_account AS account,
+         gross_amount AS amount, :ar_rule AS rule_id, :ar_ref AS rule_ref,
+         'receivable ' || invoice_id AS memo
+  FROM inv_heads
+  UNION ALL
+  SELECT invoice_id, document_type, customer_id, currency, 2, account, -sum(net_amount),
+         rule_id, rule_ref, 'revenue ' || invoice_id
+  FROM (SELECT * EXCLUDE (rule_id, rule_ref), :revenue_account AS account,
+               :revenue_rule AS rule_id, :revenue_ref AS rule_ref FROM lines)
+  GROUP BY invoice_id, document_type, customer_id, currency, account, rule_id, rule_ref
+  UNION ALL
+  SELECT invoice_id, document_type, customer_id, currency, 3, :tax_account, -sum(tax_amount),
+         rule_id, rule_ref, 'tax ' || tax_code || ' ' || invoice_id
+  FROM lines
+  GROUP BY invoice_id, document_type, customer_id, currency, tax_code, rule_id, rule_ref
+)
+SELECT 'JE-' || invoice_id AS entry_id,
+       row_number() OVER (PARTITION BY invoice_id ORDER BY part, account, rule_id) AS line_no,
+       CAST(:as_of AS DATE) AS entry_date, account,
+       CAST(greatest(amount, 0) AS DECIMAL(18,4)) AS debit,
+       CAST(greatest(-amount, 0) AS DECIMAL(18,4)) AS credit,
+       currency, customer_id, document_type, invoice_id AS document_id, memo, rule_id, rule_ref
+FROM sides
+WHERE amount <> 0
+ORDER BY entry_id, line_no
+"""
+
+
+def _account_case(account: Account, key: exp.Expression, what: str,
+                  ) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
+    """(account, rule_id, rule_ref) by the first `by` glob that fits `key`, else the default."""
+    def pick(values: list[str], default: str) -> exp.Expression:
+        ifs = [exp.If(this=_like(key, rule.key), true=exp.Literal.string(v))
+               for rule, v in zip(account.by, values, strict=True)]
+        return exp.Case(ifs=ifs, default=exp.Literal.string(default)) if ifs else \
+            exp.Literal.string(default)
+
+    accounts = pick([r.account for r in account.by], account.default)
+    rule_ids = pick([f"accounts.{what}.by.{r.key}" for r in account.by],
+                    f"accounts.{what}.default" if account.by else f"accounts.{what}")
+    refs = pick([r.ref.rule_ref for r in account.by], account.ref.rule_ref)
+    return accounts, rule_ids, refs
+
+
+def _like(key: exp.Expression, glob: str) -> exp.Expression:
+    return exp.Escape(this=exp.Like(this=key.copy(), expression=exp.Literal.string(
+        glob_like(glob))), expression=exp.Literal.string("\\"))
+
+
+def invoice_entries(ruleset: RuleSet) -> exp.Expression:
+    """The query of tonight's invoice journal entries (`as_of` stays a placeholder)."""
+    accounts = ruleset.client.accounts
+    revenue, revenue_rule, revenue_ref = _account_case(
+        accounts.revenue, exp.column("product_code"), "revenue")
+    tax_account, _, _ = _account_case(accounts.tax_payable, exp.column("tax_code"),
+                                      "tax_payable")
+    return template(
+        INVOICE_ENTRIES, ar_account=accounts.ar_control.default, ar_rule="accounts.ar_control",
+        ar_ref=accounts.ar_control.ref.rule_ref, revenue_account=revenue,
+        revenue_rule=revenue_rule, revenue_ref=revenue_ref, tax_account=tax_account)

@@ -1,0 +1,120 @@
+"""Helpers for stage SQL: templates parsed once into trees, and money arithmetic.
+
+A stage's statements are written as SQL text (DuckDB dialect) with `:name`
+placeholders. `template` parses the text with sqlglot and puts a tree in each
+placeholder (a compiled rule, a literal), so stage SQL is readable and still
+built as trees, never by formatting strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlglot
+from iso4217 import Currency
+from sqlglot import exp
+
+from engine.dsl.compile import literal, round_money
+
+MINOR_UNITS = (0, 2, 3, 4)  # every ISO 4217 exponent
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One planned statement: a name for logs and `ruledger compile`, and its tree."""
+
+    name: str
+    tree: exp.Expression
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> exp.Expression:
+    return sqlglot.parse_one(text, read="duckdb")
+
+
+def template(text: str, **subs: exp.Expression | str | int | dt.date | None) -> exp.Expression:
+    """`text` parsed, each `:name` replaced by `subs[name]` (a tree, or a value as a literal)."""
+    trees = {k: v if isinstance(v, exp.Expression) else literal(v) for k, v in subs.items()}
+    missing = {p.name for p in _parsed(text).find_all(exp.Placeholder)} - trees.keys() - {
+        "as_of"}  # bound when the run starts
+    if missing:
+        raise KeyError(f"template placeholders without a value: {sorted(missing)}")
+
+    def put(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder) and node.name in trees:
+            return trees[node.name].copy()
+        return node
+
+    return _parsed(text).copy().transform(put)
+
+
+def _by_minor(minor: exp.Expression, build) -> exp.Expression:
+    # Each branch is cast on its own: DuckDB types a CASE over DECIMAL(38,0) and
+    # DECIMAL(38,2) as DECIMAL(38,0), which would drop the cents.
+    return exp.Case(this=minor, ifs=[
+        exp.If(this=exp.Literal.number(m), true=exp.cast(build(m), "DECIMAL(18,4)"))
+        for m in MINOR_UNITS])
+
+
+def round_minor(value: exp.Expression, minor: exp.Expression, mode: str) -> exp.Expression:
+    """`value` rounded to the currency's minor unit (`minor` places) in the client's mode."""
+    return _by_minor(minor, lambda m: round_money(value.copy(), m, mode))
+
+
+def trunc_minor(value: exp.Expression, minor: exp.Expression) -> exp.Expression:
+    """`value` cut toward zero to the minor unit (x - x % unit keeps the sign of x)."""
+    return _by_minor(minor, lambda m: exp.Sub(
+        this=value.copy(), expression=exp.Mod(this=value.copy(), expression=unit_literal(m))))
+
+
+def unit_of(minor: exp.Expression) -> exp.Expression:
+    """One minor unit of the currency: 1, 0.01, 0.001 or 0.0001."""
+    return _by_minor(minor, unit_literal)
+
+
+def unit_literal(places: int) -> exp.Expression:
+    return exp.Literal.number("1" if places == 0 else "0." + "0" * (places - 1) + "1")
+
+
+def currency_rows() -> list[tuple[str, int]]:
+    """(code, minor unit) of every ISO 4217 currency with a minor unit."""
+    return sorted((c.code, c.exponent) for c in Currency if c.exponent is not None)
+
+
+_SEQ = re.compile(r"\{seq(?::0(\d+))?\}")
+
+
+def number_parts(fmt: str, year: int) -> tuple[str, int, str]:
+    """("NW-2026-", 6, "") for "NW-{year}-{seq:06}": the text before and after the
+    sequence, and its zero-padded width."""
+    text = fmt.replace("{year}", str(year))
+    match = _SEQ.search(text)
+    if match is None:
+        raise ValueError(f"number format {fmt!r} has no {{seq}}")
+    return text[:match.start()], int(match.group(1) or 0), text[match.end():]
+
+
+def number_pattern(fmt: str, year: int) -> re.Pattern[str]:
+    """A regex that matches numbers of `fmt` in `year`, capturing the sequence."""
+    before, _width, after = number_parts(fmt, year)
+    return re.compile("^" + re.escape(before) + r"(\d+)" + re.escape(after) + "$")
+
+
+def number_expr(fmt: str, year: int, seq: exp.Expression) -> exp.Expression:
+    """The document number of sequence `seq`, as SQL: prefix || lpad(seq) || suffix."""
+    before, width, after = number_parts(fmt, year)
+    text = exp.cast(seq, "VARCHAR")
+    if width:
+        text = exp.Pad(this=text, expression=exp.Literal.number(width),
+                       fill_pattern=exp.Literal.string("0"), is_left=True)
+    return exp.DPipe(this=exp.DPipe(this=exp.Literal.string(before), expression=text),
+                     expression=exp.Literal.string(after))
+
+
+def glob_like(glob: str) -> str:
+    """A product-code glob ('BK-*', 'A?C') as a LIKE pattern, with % and _ escaped."""
+    out = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return out.replace("*", "%").replace("?", "_")
