@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from iso3166 import countries
 from iso4217 import Currency
 from sqlglot import exp
 
@@ -76,6 +77,10 @@ def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp
     if pa.types.is_decimal(typ):
         number = _number_text(name, mapping)
         shape = _like(number, rf"^[+-]?\d+(\.\d{{0,{typ.scale}}})?$")
+        if mapping and mapping.decimal_comma:  # dots only as thousands: 1.234.567,89
+            written = exp.Anonymous(this="REPLACE", expressions=[
+                text.copy(), exp.Literal.string(" "), exp.Literal.string("")])
+            shape = exp.and_(shape, _like(written, r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"))
         target = exp.DataType.build(f"DECIMAL({typ.precision},{typ.scale})")
         return exp.Case(ifs=[exp.If(this=shape, true=exp.TryCast(this=number, to=target))])
     if pa.types.is_integer(typ):
@@ -118,27 +123,58 @@ def _currencies() -> tuple[str, ...]:
     return tuple(sorted(c.code for c in Currency if c.exponent is not None))
 
 
-def _domain_checks(table: str, name: str) -> list[Check]:
+@lru_cache(maxsize=1)
+def _countries() -> tuple[str, ...]:
+    return tuple(sorted(c.alpha2 for c in countries))
+
+
+def _one_of(value: exp.Expression, values: tuple) -> exp.Expression:
+    return exp.In(this=value, expressions=[exp.Literal.string(v) for v in values])
+
+
+def _region_country(table: str) -> str | None:
+    return {"customers": "country", "transactions": "ship_to_country"}.get(table)
+
+
+def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
+    """Checks of one value's meaning: ISO codes, signs, plausible dates."""
     value = _col(name)
     null = exp.Is(this=value, expression=exp.null())
     checks = []
     if name in _CURRENCY_COLUMNS:
-        known = exp.In(this=value, expressions=[exp.Literal.string(c) for c in _currencies()])
-        checks.append(Check(name, exp.or_(null, known), "not an ISO 4217 currency code"))
+        checks.append(Check(name, exp.or_(null, _one_of(value, _currencies())),
+                            "not an ISO 4217 currency code"))
     elif name in _COUNTRY_COLUMNS:
-        checks.append(Check(name, exp.or_(null, _like(value, r"^[A-Z]{2}$")),
-                            "not an ISO 3166-1 alpha-2 country code (two capital letters)"))
+        hint = "not an ISO 3166-1 alpha-2 country code (GB, not UK; GR, not EL)"
+        checks.append(Check(name, exp.or_(null, _one_of(value, _countries())), hint))
     elif name in _REGION_COLUMNS:
-        checks.append(Check(name, exp.or_(null, _like(value, r"^[A-Z]{2}-[A-Z0-9]{1,3}$")),
+        shape = _like(value, r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+        checks.append(Check(name, exp.or_(null, shape),
                             "not an ISO 3166-2 region code such as US-CA"))
+        country = _region_country(table)
+        if country:
+            same = exp.EQ(this=exp.Substring(this=value.copy(), start=exp.Literal.number(1),
+                                             length=exp.Literal.number(2)),
+                          expression=_col(country))
+            unknown = exp.Is(this=_col(country), expression=exp.null())
+            checks.append(Check(name, exp.or_(null.copy(), unknown, same),
+                                f"the region is not in the {country}"))
+    if pa.types.is_date(typ):
+        year = exp.Year(this=value.copy())
+        plausible = exp.Between(this=year, low=exp.Literal.number(1900),
+                                high=exp.Literal.number(2199))
+        checks.append(Check(name, exp.or_(null.copy(), plausible),
+                            "not a plausible date (a year between 1900 and 2199)"))
     positive = {("payments", "amount"), ("fx_rates", "rate")}
     if (table, name) in positive:
         above_zero = exp.GT(this=value, expression=exp.Literal.number(0))
         checks.append(Check(name, exp.or_(null, above_zero), "must be greater than zero"))
+    if (table, name) == ("customers", "payment_terms_days"):
+        not_negative = exp.GTE(this=value, expression=exp.Literal.number(0))
+        checks.append(Check(name, exp.or_(null, not_negative), "must not be negative"))
     if (table, name) == ("disputes", "status"):
-        allowed = exp.In(this=value, expressions=[exp.Literal.string("open"),
-                                                  exp.Literal.string("resolved")])
-        checks.append(Check(name, exp.or_(null, allowed), "must be open or resolved"))
+        checks.append(Check(name, exp.or_(null, _one_of(value, ("open", "resolved"))),
+                            "must be open or resolved"))
     return checks
 
 
@@ -156,7 +192,7 @@ def row_checks(table: str, present: list[str], mapping: InputMapping | None,
             given = [exp.not_(exp.Is(this=_col(n), expression=exp.null()))
                      for n in (f.name, _raw(f.name))]
             out.append(Check(f.name, exp.or_(*given), "a value is required"))
-        out += _domain_checks(table, f.name)
+        out += _domain_checks(table, f.name, f.type)
     return out
 
 

@@ -8,6 +8,7 @@ column, and the rows that could not even be split into columns.
 from __future__ import annotations
 
 import csv
+import re
 import io
 import json
 from dataclasses import dataclass, field
@@ -70,13 +71,17 @@ def read_csv(path: Path, delimiter: str = ",") -> RawTable:
     if problem:
         return _all_broken(path, raw, delimiter, problem)
     try:
-        return RawTable(path, _read_csv_fast(raw, header, delimiter))
-    except (pa.ArrowInvalid, _NotClean):
+        table = _read_csv_fast(raw, header, delimiter)
+    except pa.ArrowInvalid:
         return _read_csv_rows(path, raw, header, delimiter)
+    if table.num_rows != _data_lines(raw):  # a value over several lines: read with care
+        return _read_csv_rows(path, raw, header, delimiter)
+    return RawTable(path, table)
 
 
-class _NotClean(Exception):
-    pass
+def _data_lines(raw: bytes) -> int:
+    """Non-blank physical lines after the header."""
+    return sum(1 for line in raw.splitlines() if line.strip()) - 1
 
 
 def _csv_header(raw: bytes, delimiter: str) -> list[str] | None:
@@ -104,31 +109,52 @@ def _read_csv_fast(raw: bytes, header: list[str], delimiter: str) -> pa.Table:
     return table.append_column(ROW, numbers)
 
 
+_LINE = re.compile(r".*?(?:\r\n|\r|\n|$)", re.S)
+MAX_RECORD_LINES = 200  # a quoted value longer than this is taken for an unclosed quote
+MAX_BAD_RECORD_LINES = 10  # a broken record over more lines is rejected line by line
+
+
+def _physical_lines(text: str) -> list[str]:
+    return [m.group(0) for m in _LINE.finditer(text) if m.group(0)]
+
+
+def _one_record(lines: list[str], at: int, delimiter: str) -> tuple[list[str] | None, int, str]:
+    """The record starting at line `at`: (fields, lines it spans, error or '')."""
+    reader = csv.reader(iter(lines[at:at + MAX_RECORD_LINES]), delimiter=delimiter, strict=True)
+    try:
+        return next(reader), max(1, reader.line_num), ""
+    except csv.Error as exc:
+        return None, max(1, reader.line_num), str(exc)
+
+
 def _read_csv_rows(path: Path, raw: bytes, header: list[str], delimiter: str) -> RawTable:
-    """The careful path: one row at a time, bad rows kept as `Broken` with their number."""
-    text = raw.decode("utf-8", errors="surrogateescape")
+    """The careful path: one record at a time, bad rows kept as `Broken` with their number.
+
+    A record that cannot be read (an unclosed or stray quote) is rejected as its
+    first line alone, and reading goes on at the next line, so one stray quote
+    never swallows the rows after it.
+    """
+    lines = _physical_lines(raw.decode("utf-8", errors="surrogateescape"))
     values: list[list[str | None]] = [[] for _ in header]
     numbers: list[int] = []
     broken: list[Broken] = []
-    lines = io.StringIO(text, newline="")
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    next(reader)  # the header
+    at = next(i for i, line in enumerate(lines) if line.strip("\r\n")) + 1  # past the header
     number = 0
-    while True:
-        start = reader.line_num
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # a quoting error: this record is bad, the next one is read
-            number += 1
-            text_lines = text.splitlines()[start:reader.line_num]
-            broken.append(Broken(number, _printable("\n".join(text_lines))[:500],
-                                 f"not valid CSV: {exc}"))
+    while at < len(lines):
+        if not lines[at].strip("\r\n"):
+            at += 1
             continue
-        if not row:
-            continue
+        row, used, error = _one_record(lines, at, delimiter)
         number += 1
+        if error:
+            # A quote never closed runs to the end: only its first line is the bad
+            # record. An error at a definite place ends a short record: keep it whole.
+            span = 1 if "end of data" in error or used > MAX_BAD_RECORD_LINES else used
+            text = "".join(lines[at:at + span]).rstrip("\r\n")
+            broken.append(Broken(number, _printable(text), f"not valid CSV: {error}"))
+            at += span
+            continue
+        at += used
         line = delimiter.join(row)
         if _has_bad_bytes(line):
             broken.append(Broken(number, _printable(line), "not valid UTF-8 text"))

@@ -117,6 +117,9 @@ NIGHTS: dict[str, list[tuple]] = {
         ("L-000236", "L20031", "2026-03-02", "EL-220", "40", "39.95", "MED-TS-01", None),
         ("L-000237", "L20002", "2026-03-02", "SAF-010", "20", "21.50", "GS-7740", None),
         ("L-000238", "L20040", "2026-03-02", "FRT-001", "1", "95.00", None, None),
+        # HELD: shipped to Florida, where Lakeshore has no tax rule: held back with an
+        # error exception TAX_NO_RULE and retried every night (samples/README.md).
+        ("L-000239", "L20003", "2026-03-02", "HW-210", "3", "149.00", None, "US-FL"),
     ],
     "2026-03-04": [
         ("L-000301", "L20003", "2026-03-03", "SAF-010", "30", "21.50", None, None),

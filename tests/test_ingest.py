@@ -184,3 +184,31 @@ def test_table_given_in_two_formats_is_refused(client_dir, drop_dir):
     drop = drop_dir(customers__csv=CUSTOMERS_CSV, customers__jsonl="")
     with pytest.raises(DropRefused, match="customers is given twice"):
         _ingest(client_dir(), drop)
+
+
+def test_decimal_comma_takes_dots_only_as_thousands(client_dir, drop_dir):
+    """1.5 or 12.50 in a decimal-comma file is not 15 or 1250: it is rejected."""
+    mapping = 'inputs:\n  payments:\n    decimal_comma: true\n'
+    rows = ["payment_id,received_on,amount,currency"] + [
+        f'P{i},2026-03-01,"{v}",EUR' for i, v in enumerate(
+            ["1.234,56", "1.234.567,8", "1.5", "12.50", "1.2.3", "1234,5", "12,345.6", "0,35"],
+            1)]
+    result = _ingest(client_dir(mapping), drop_dir(payments__csv="\n".join(rows) + "\n"))
+    amounts = {r["payment_id"]: r["amount"] for r in result.tables["payments"].to_pylist()}
+    assert amounts == {"P1": Decimal("1234.56"), "P2": Decimal("1234567.8"),
+                       "P6": Decimal("1234.5"), "P8": Decimal("0.35")}
+    assert [(n, c, v) for _f, n, c, v, _r in _rejects(result)] == [
+        (3, "amount", "1.5"), (4, "amount", "12.50"), (5, "amount", "1.2.3"),
+        (7, "amount", "12,345.6")]
+
+
+def test_an_unclosed_quote_does_not_swallow_the_rows_after_it(client_dir, drop_dir):
+    """10,000 customers, row 1001 opens a quote it never closes: 9,999 are kept."""
+    rows = ["customer_id,name,country,currency"] + [
+        f"C{i},Name {i},DE,EUR" for i in range(1, 10001)]
+    rows[1001] = 'C1001,"Broken GmbH,DE,EUR'
+    result = _ingest(client_dir(), drop_dir(customers__csv="\n".join(rows) + "\n"))
+    assert result.tables["customers"].num_rows == 9999
+    assert [(n, v, r) for _f, n, _c, v, r in _rejects(result)] == [
+        (1001, 'C1001,"Broken GmbH,DE,EUR', "not valid CSV: unexpected end of data")]
+    assert result.tables["customers"].column("__row").to_pylist()[1000] == 1002

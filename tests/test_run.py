@@ -121,7 +121,7 @@ def test_refused_drop_posts_nothing_and_leaves_its_rejects(tmp_path, client_dir,
     assert json.loads((refused / "manifest.json").read_text())["status"] == "refused"
     reasons = [r["reason"] for r in pq.read_table(refused / "rejects.parquet").to_pylist()]
     assert reasons == ["currency: not an ISO 4217 currency code", "name: a value is required",
-                       "country: not an ISO 3166-1 alpha-2 country code (two capital letters)",
+                       "country: not an ISO 3166-1 alpha-2 country code (GB, not UK; GR, not EL)",
                        "missing required column txn_date, product_code, quantity, unit_price, "
                        "currency"]
     assert not (tmp_path / "out" / "testco" / "2026-03-02").exists()

@@ -80,6 +80,17 @@ class RuleSet:
         raise KeyError((file_kind, path))
 
 
+def _tax_checks(ruleset: RuleSet) -> list[Diagnostic]:
+    from engine.config.tax import tax_table
+    from engine.config.taxcheck import check_tax
+
+    return check_tax(tax_table(ruleset), ruleset.client.sets)
+
+
+# Checks that need the whole, compiled rule set; each returns diagnostics.
+RULESET_CHECKS = (_tax_checks,)
+
+
 def rule_files(root: Path) -> list[Path]:
     """The rule files of a client folder (its tests/ are not rules)."""
     found = [*root.glob("*.yaml"), *root.glob("*.yml"), *root.glob("*.rules")]
@@ -97,6 +108,10 @@ def load_ruleset(root: Path | str) -> RuleSet:
     expressions = _compile_sites(files, _names(client, files), diags)
     if client is not None:
         expressions += _compile_computed(client, files["client"], diags)
+    if client is not None and not any(d.severity == "error" for d in diags.items):
+        ruleset = RuleSet(root, client, files, expressions)
+        for check in RULESET_CHECKS:
+            diags.extend(check(ruleset))
     diags.raise_if_any()
     assert client is not None
     ruleset = RuleSet(root, client, files, expressions)
