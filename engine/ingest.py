@@ -20,7 +20,8 @@ from engine import tables
 from engine.checks import FILE, reject_split
 from engine.config.client import InputMapping
 from engine.config.ruleset import RuleSet
-from engine.errors import Diagnostic, DropRefused
+from engine.errors import Diagnostic, DropRefused, RuleError, did_you_mean
+from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.readers import ROW, RawTable, read_file
 
@@ -45,6 +46,8 @@ class Drop:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejects: list[pa.Table] = field(default_factory=list)
     files: list[InputFile] = field(default_factory=list)
+    present: dict[str, set[str]] = field(default_factory=dict)  # canonical columns given
+    problems: list[Problem] = field(default_factory=list)  # warnings about whole files
 
     def file(self, name: str) -> InputFile:
         return next(f for f in self.files if f.path.name == name)
@@ -93,11 +96,28 @@ def sha256_file(path: Path) -> str:
 
 
 def drop_files(folder: Path, ruleset: RuleSet) -> list[tuple[str, Path]]:
-    """(table, file) for every file of the drop that a run reads, in table order."""
+    """(table, file) for every file of the drop that a run reads, in table order.
+
+    A file that no table claims refuses the drop: a misnamed payments file must not
+    pass for a night without payments. Hidden files and names starting with `_`
+    (`_SUCCESS`, `.DS_Store`) are not data and are passed over.
+    """
     if not folder.is_dir():
-        raise DropRefused([Diagnostic("E300", f"the drop folder {folder} does not exist")])
-    return [(table, path) for table in tables.INPUTS
-            for path in find_files(folder, table, ruleset.client.inputs.get(table))]
+        raise RuleError([Diagnostic("E300", f"the drop folder {folder} does not exist",
+                                    hint="pass --drop the folder of one night")])
+    found = [(table, path) for table in tables.INPUTS
+             for path in find_files(folder, table, ruleset.client.inputs.get(table))]
+    claimed = {path for _table, path in found}
+    strays = sorted(p for p in folder.iterdir() if p.is_file() and p not in claimed
+                    and not p.name.startswith((".", "_")))
+    if strays:
+        names = [f"{t}{ext}" for t in tables.INPUTS for ext in (".csv", ".parquet", ".jsonl")]
+        names += [m.file for m in ruleset.client.inputs.values() if m.file]
+        raise DropRefused([Diagnostic(
+            "E304", f"{p.name} in {folder} is not a table the client reads",
+            hint=did_you_mean(p.name, names) or "tables: " + ", ".join(tables.INPUTS)
+            + "; map other names under inputs: in client.yaml") for p in strays])
+    return found
 
 
 def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
@@ -119,17 +139,73 @@ def _ingest_file(path: Path, table: str, mapping: InputMapping | None, ruleset: 
     drop.files.append(info)
     raw = read_file(path, mapping.format if mapping else None,
                     mapping.delimiter if mapping else ",")
+    drop.problems += _column_problems(raw, table, mapping)
     raw = _renamed(raw, mapping)
     missing = _missing_required(raw, table, mapping)
-    problem = raw.problem or (f"missing required column {', '.join(missing)}" if missing else None)
-    broken = _broken_rejects(raw, path, problem)
+    problem = raw.problem or _float_money(raw, table) or (
+        f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
+        else None)
+    broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
     accepted, rejected = (_empty_accepted(table), None) if problem else reject_split(
         raw.table, table, mapping, ruleset, executor, path.name, as_of)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
+    computed = {c.column for c in mapping.computed} if mapping else set()
+    drop.present.setdefault(table, set()).update(
+        (set(raw.table.column_names) | computed) & set(tables.INPUTS[table].names))
     info.rows = raw.rows
     info.rejected = info.rows - accepted.num_rows
     info.problem = problem
+    if raw.rows == 0:
+        drop.problems.append(Problem("warning", "EMPTY_FILE", "ingest", "file", path.name,
+                                     f"{path.name} has no data rows"
+                                     + (f" ({raw.problem})" if raw.problem else "")))
     return accepted
+
+
+def _column_problems(raw: RawTable, table: str, mapping: InputMapping | None) -> list[Problem]:
+    """Warnings for columns nothing reads and renames whose column is not there."""
+    header = [c for c in raw.table.column_names if c != ROW]
+    renames = dict(mapping.rename) if mapping else {}
+    canonical = tables.INPUTS[table].names
+    out = []
+    for source, target in renames.items():
+        if source not in header and header:
+            out.append(Problem(
+                "warning", "RENAME_NOT_FOUND", "ingest", "file", raw.path.name,
+                f"client.yaml renames {source} to {target}, but {raw.path.name} has no column "
+                f"{source}" + _hint(source, header), rule_id=f"inputs.{table}.rename",
+                rule_ref=mapping.ref.rule_ref))
+    for column in header:
+        if column not in renames and column not in canonical:
+            out.append(Problem(
+                "warning", "UNKNOWN_COLUMN", "ingest", "file", raw.path.name,
+                f"{raw.path.name} has a column {column}, which is not a column of {table}; it "
+                "is not read" + _hint(column, canonical)))
+    return out
+
+
+def _hint(name: str, choices) -> str:
+    hint = did_you_mean(name, choices)
+    return f" ({hint})" if hint else ""
+
+
+def _delimiter_hint(raw: RawTable) -> str:
+    header = [c for c in raw.table.column_names if c != ROW]
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        sep = next(sep for sep in ";\t|" if sep in header[0])
+        return f" (the header is one column: is the delimiter {sep!r}? set it under inputs:)"
+    return ""
+
+
+def _float_money(raw: RawTable, table: str) -> str | None:
+    """A Parquet money or quantity column stored as binary float: refused, not guessed."""
+    schema = tables.INPUTS[table]
+    for name, typ in raw.types.items():
+        if name in schema.names and pa.types.is_decimal(schema.field(name).type) \
+                and pa.types.is_floating(typ):
+            return (f"column {name} is binary floating point ({typ}); amounts must be decimal "
+                    "or text")
+    return None
 
 
 def _renamed(raw: RawTable, mapping: InputMapping | None) -> RawTable:
@@ -140,7 +216,8 @@ def _renamed(raw: RawTable, mapping: InputMapping | None) -> RawTable:
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raw.problem = raw.problem or f"after renaming, column {dup!r} appears twice"
-    return RawTable(raw.path, raw.table.rename_columns(names), raw.broken, raw.problem)
+    types = {renames.get(n, n): t for n, t in raw.types.items()}
+    return RawTable(raw.path, raw.table.rename_columns(names), raw.broken, raw.problem, types)
 
 
 def _missing_required(raw: RawTable, table: str, mapping: InputMapping | None) -> list[str]:
@@ -152,19 +229,18 @@ def _missing_required(raw: RawTable, table: str, mapping: InputMapping | None) -
     return [c for c in required if c not in present and c not in computed]
 
 
-def _broken_rejects(raw: RawTable, path: Path, problem: str | None) -> pa.Table | None:
-    rows = [(b.row_number, b.value, b.reason) for b in raw.broken]
+def _broken_rejects(raw: RawTable, path: Path, problem: str | None,
+                    column: str | None) -> pa.Table | None:
+    rows = [(b.row_number, b.value, b.reason, None) for b in raw.broken]
     if problem:  # the whole file is refused: every row is rejected for it
-        rows += [(n, None, problem) for n in raw.table.column(ROW).to_pylist()]
-        if raw.rows == 0 and raw.problem:
-            rows.append((0, None, problem))
+        rows += [(n, None, problem, column) for n in raw.table.column(ROW).to_pylist()]
     if not rows:
         return None
-    numbers, values, reasons = zip(*sorted(rows, key=lambda r: r[0]), strict=True)
+    numbers, values, reasons, columns = zip(*sorted(rows, key=lambda r: r[0]), strict=True)
     return pa.table({
         "source_file": pa.array([path.name] * len(rows), pa.string()),
         "row_number": pa.array(numbers, pa.int64()),
-        "column": pa.array([None] * len(rows), pa.string()),
+        "column": pa.array(columns, pa.string()),
         "value": pa.array(values, pa.string()),
         "reason": pa.array(reasons, pa.string()),
     })

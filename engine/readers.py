@@ -8,9 +8,9 @@ column, and the rows that could not even be split into columns.
 from __future__ import annotations
 
 import csv
-import re
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +37,7 @@ class RawTable:
     table: pa.Table  # text columns as named in the file, plus __row
     broken: list[Broken] = field(default_factory=list)
     problem: str | None = None  # a whole-file problem (every row is rejected for it)
+    types: dict[str, pa.DataType] = field(default_factory=dict)  # a typed file's own types
 
     @property
     def rows(self) -> int:
@@ -207,15 +208,33 @@ def read_jsonl(path: Path) -> RawTable:
     return RawTable(path, _text_table(names, [columns[n] for n in names], numbers), broken)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _v in pairs]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise _DuplicateKey(twice)
+    return dict(pairs)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
 def _json_record(line: bytes) -> dict | str:
     try:
-        record = json.loads(line.decode("utf-8"), parse_float=Decimal)
+        record = json.loads(line.decode("utf-8-sig"), parse_float=Decimal,
+                            object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        return f"the key {exc.args[0]!r} is given twice"
     except UnicodeDecodeError:
         return "not valid UTF-8 text"
     except json.JSONDecodeError as exc:
         return f"not valid JSON: {exc.msg} at character {exc.pos + 1}"
     if not isinstance(record, dict):
         return "a JSON Lines record must be an object"
+    nested = next((k for k, v in record.items() if isinstance(v, dict | list)), None)
+    if nested is not None:
+        return f"{nested} holds a list or object; values must be plain"
     return record
 
 
@@ -241,16 +260,40 @@ def read_parquet(path: Path) -> RawTable:
         return RawTable(path, _text_table([], [], []), problem=problem)
     arrays = [_as_text(table.column(i)) for i in range(table.num_columns)]
     numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
-    return RawTable(path, pa.table([*arrays, numbers], names=[*table.column_names, ROW]))
+    types = {f.name: f.type for f in table.schema}
+    return RawTable(path, pa.table([*arrays, numbers], names=[*table.column_names, ROW]),
+                    types=types)
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    """A typed column as the text ingest checks: decimals exact, dates ISO, a timestamp
+    at midnight as its date, nested values as JSON (which no canonical column accepts)."""
+    typ = column.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return column.cast(pa.string())
-    if pa.types.is_floating(column.type):  # money-safe: shortest exact text of the file's value
-        return pa.chunked_array([pa.array([None if v is None else repr(v)
+    if pa.types.is_timestamp(typ):
+        values = column.to_pylist()
+        return pa.chunked_array([pa.array([_stamp(v) for v in values], pa.string())])
+    if pa.types.is_nested(typ) or pa.types.is_binary(typ) or pa.types.is_floating(typ):
+        return pa.chunked_array([pa.array([None if v is None else _plain(v)
                                            for v in column.to_pylist()], pa.string())])
     return column.cast(pa.string())
+
+
+def _stamp(value) -> str | None:
+    if value is None:
+        return None
+    if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+        return value.date().isoformat()
+    return value.isoformat()
+
+
+def _plain(value) -> str:
+    if isinstance(value, bytes):
+        return _printable(value.decode("utf-8", "surrogateescape"))
+    if isinstance(value, float):  # money-safe: amounts in float are refused before this
+        return repr(value)
+    return json.dumps(value, default=str)
 
 
 READERS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".json": "jsonl",

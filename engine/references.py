@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
+from engine import tables
 from engine.executor import Executor
 from engine.ingest import FILE, Drop
 from engine.readers import ROW
@@ -76,6 +78,7 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     if not first_night and "opening_items" in drop.tables:
         _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
                                            "night only")
+    _duplicates_across_files(drop, executor)
     executor.register("known", executor.fetch(_KNOWN))
     for check in CHECKS:
         table = drop.tables.get(check.table)
@@ -85,6 +88,43 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
         bad = executor.fetch(check.query)
         if bad.num_rows:
             _move(drop, check.table, check.column, bad)
+
+
+def _duplicates_across_files(drop: Drop, executor: Executor) -> None:
+    """An id given in two files of one table (`pay_a.csv`, `pay_b.csv`): the later is rejected."""
+    for table, keys in tables.INPUT_KEYS.items():
+        files = {f.path.name for f in drop.files if f.table == table}
+        if len(files) < 2 or table not in drop.tables:
+            continue
+        executor.register("accepted", drop.tables[table])
+        found = executor.fetch(_later_duplicates(keys))
+        if found.num_rows:
+            _move(drop, table, keys[0], found)
+
+
+def _by_key(fn: exp.Expression, keys: tuple[str, ...]) -> exp.Window:
+    order = exp.Order(expressions=[exp.Ordered(this=exp.column(FILE)),
+                                   exp.Ordered(this=exp.column(ROW))])
+    return exp.Window(this=fn, partition_by=[exp.column(k) for k in keys], order=order)
+
+
+def _later_duplicates(keys: tuple[str, ...]) -> exp.Select:
+    """Rows of `accepted` whose key an earlier file (or row) already gave."""
+    ranked = exp.select(
+        "*", exp.alias_(_by_key(exp.RowNumber(), keys), "n"),
+        exp.alias_(_by_key(exp.FirstValue(this=exp.column(FILE)), keys), "first_file"),
+        exp.alias_(_by_key(exp.FirstValue(this=exp.column(ROW)), keys), "first_row"),
+    ).from_("accepted")
+    reason = exp.Concat(expressions=[
+        exp.Literal.string(f"duplicate {' and '.join(keys)}: first given in "),
+        exp.column("first_file"), exp.Literal.string(" row "),
+        exp.cast(exp.column("first_row"), "VARCHAR")])
+    return exp.select(
+        exp.column(FILE), exp.column(ROW), exp.alias_(exp.cast(exp.column(keys[0]), "VARCHAR"),
+                                                      "value"),
+        exp.alias_(reason, "reason"),
+    ).from_(ranked.subquery("ranked")).where(
+        exp.GT(this=exp.column("n"), expression=exp.Literal.number(1)))
 
 
 def _no_customers() -> pa.Table:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from loguru import logger
 
@@ -85,7 +86,7 @@ def run_night(options: RunOptions) -> RunResult:
         inputs_digest = _inputs_digest(files)
         executor = DuckDBExecutor(memory_limit=options.memory_limit)
         try:
-            executor.attach(state_path)
+            _attach(executor, state_path, client)
             return _run(options, ruleset, as_of, executor, inputs_digest)
         except RuledgerError:
             raise
@@ -94,6 +95,17 @@ def run_night(options: RunOptions) -> RunResult:
             raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
         finally:
             executor.close()
+
+
+def _attach(executor: DuckDBExecutor, state_path: Path, client: str) -> None:
+    try:
+        executor.attach(state_path)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise DropRefused([Diagnostic(
+            "E311", f"another run of client {client} holds its state file {state_path}",
+            hint="wait for it to end; two runs of one client never share the state")]) from None
 
 
 def _inputs_digest(files: list[tuple[str, Path]]) -> str:
@@ -145,7 +157,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
             run_id: str, counts: dict) -> tuple[dict[str, pa.Table], list[Problem]]:
     """The stages after ingest, in SPEC order; each adds output tables and problems."""
     outputs: dict[str, pa.Table] = {}
-    problems: list[Problem] = []
+    problems: list[Problem] = list(drop.problems)
     transactions = drop.tables.get("transactions")
     if transactions is None:
         transactions = _no_rows("transactions")
@@ -184,9 +196,15 @@ def _no_rows(table: str) -> pa.Table:
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
             store: StateStore) -> Drop:
     with logger.contextualize(stage="ingest"):
+        first_night = not store.has_runs()
+        files = drop_files(options.drop_dir, ruleset)
+        if first_night and not any(table == "customers" for table, _path in files):
+            raise DropRefused([Diagnostic(
+                "E305", f"{options.drop_dir} is the client's first night and has no customers",
+                hint="the first drop of a client sends its customers in full")])
         t0 = time.perf_counter()
         drop = ingest(options.drop_dir, ruleset, executor, as_of)
-        check_references(drop, executor, first_night=not store.has_runs())
+        check_references(drop, executor, first_night=first_night)
         for f in drop.files:
             if f.problem:
                 logger.warning(f"{f.path.name}: {f.problem}; all {f.rows} rows rejected")

@@ -105,3 +105,84 @@ def test_errors_in_client_yaml_do_not_hide_errors_in_other_files(client_dir, cap
     # The set EU is still read from the client.yaml, so only the misspelt field is reported.
     assert f"{rules}/tax.yaml:7:12: error[E210]: unknown field customer.contry" in err
     assert "unknown set" not in err and "2 error(s)" in err
+
+
+def test_one_broken_file_does_not_bury_the_others_under_false_errors(tmp_path, capsys):
+    import shutil
+    rules = tmp_path / "nordwind"
+    shutil.copytree(ROOT / "rules" / "nordwind", rules)
+    client = rules / "client.yaml"
+    client.write_text(client.read_text().replace('name: "Nordwind Industriebedarf GmbH"',
+                                                 "name: Nordwind: Industriebedarf"))
+    tax = rules / "tax.yaml"
+    doubled = "hit_policy: first\nhit_policy: first"
+    tax.write_text(tax.read_text().replace("hit_policy: first", doubled)
+                   .replace("customer.vat_id is not null", "customer.vatid is not null"))
+    assert main(["check", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rules}/client.yaml:9:17: error[E100]: YAML syntax error" in err
+    assert f"{rules}/tax.yaml:10:1: error[E101]: duplicate key 'hit_policy'" in err
+    assert "unknown field customer.vatid" in err
+    assert "unknown set" not in err and "3 error(s)" in err
+
+
+def test_a_file_named_for_a_kind_must_be_that_kind(client_dir, capsys):
+    rules = client_dir(tax_yaml="kind: dunning\nversion: 1\n")
+    assert main(["check", str(rules)]) == 2
+    assert "tax.yaml:1:7: error[E124]: tax.yaml says kind: dunning" in capsys.readouterr().err
+
+
+def test_knobs_that_would_be_dangerous_in_the_books_are_refused(client_dir, capsys):
+    rules = client_dir("""\
+    payment_terms: {net_days: 30, discount: {percent: 2, days: 10}}
+    inputs:
+      payment:
+        delimiter: ";"
+      transactions:
+        date_format: "%d.%m.%Q"
+    """, tax_yaml="""\
+    kind: tax
+    version: 1
+    hit_policy: first
+    rounding_level: line
+    rules:
+      - id: r1
+        when: 'product_code matches "^(?!BK-)" and ship_to_country not in [CH, US]'
+        code: VAT
+        rate: 19
+    """)
+    (rules / "client.yaml").write_text((rules / "client.yaml").read_text().replace(
+        'credit_note: "TC-{year}-{seq:04}"', 'credit_note: "TC-{seq:04}"'))
+    assert main(["check", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert "client.yaml:10:16: error[E113]: invoice_numbering.credit_note: 'TC-{seq:04}' does " \
+           "not have the expected form" in err
+    assert "the sequence restarts each year, so the year must be in the number" in err
+    assert "client.yaml:23:51: error[E113]: payment_terms.discount.percent: 2 is not valid" in err
+    assert "a bare number above 1 is refused: write 19%" in err
+    assert "client.yaml:25:3: error[E114]: 'payment' is not allowed as a key in inputs" in err
+    assert "did you mean payments?" in err
+    assert "tax.yaml:9:11: error[E113]: rules[0].rate: 19 is not valid here" in err
+    assert "tax.yaml:7:33: error[E215]: the SQL engine's regular expressions (RE2)" in err
+    assert "unknown field CH\n" in err and '= hint: text is quoted: write "CH"' in err
+
+
+def test_date_format_must_be_readable(client_dir, capsys):
+    rules = client_dir('inputs:\n  transactions:\n    date_format: "%d.%m.%Q"\n')
+    assert main(["check", str(rules)]) == 2
+    assert "error[E135]: date_format '%d.%m.%Q' of transactions" in capsys.readouterr().err
+
+
+def test_a_single_equals_sign_gets_a_hint(client_dir, capsys):
+    rules = client_dir(tax_yaml="""\
+    kind: tax
+    version: 1
+    hit_policy: first
+    rounding_level: line
+    rules:
+      - {id: r1, when: 'ship_to_country = "DE"', code: VAT, rate: 19%}
+    """)
+    assert main(["check", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert "tax.yaml:6:37: error[E200]: syntax error: unexpected '='" in err
+    assert "= hint: compare with == (a single = is not an operator)" in err

@@ -15,6 +15,8 @@ from engine.config.ruleset import load_ruleset
 from engine.errors import DropRefused
 from engine.executor import DuckDBExecutor
 from engine.ingest import check_reject_ratio, ingest
+from engine.references import check_references
+from engine.state import StateStore
 
 
 def _ingest(rules, drop, as_of=dt.date(2026, 3, 2)):
@@ -212,3 +214,87 @@ def test_an_unclosed_quote_does_not_swallow_the_rows_after_it(client_dir, drop_d
     assert [(n, v, r) for _f, n, _c, v, r in _rejects(result)] == [
         (1001, 'C1001,"Broken GmbH,DE,EUR', "not valid CSV: unexpected end of data")]
     assert result.tables["customers"].column("__row").to_pylist()[1000] == 1002
+
+
+def test_an_id_in_two_files_of_one_table_is_rejected_the_second_time(client_dir, drop_dir,
+                                                                     tmp_path):
+    mapping = 'inputs:\n  payments:\n    file: "pay*.csv"\n'
+    head = "payment_id,received_on,amount,currency\n"
+    drop = drop_dir(pay_a__csv=head + "P1,2026-03-01,10.00,EUR\nP2,2026-03-01,5.00,EUR\n",
+                    pay_b__csv=head + "P3,2026-03-01,7.00,EUR\nP1,2026-03-01,10.00,EUR\n")
+    executor = DuckDBExecutor()
+    try:
+        executor.attach(tmp_path / "state.duckdb")
+        StateStore(executor, "testco").migrate()
+        result = ingest(drop, load_ruleset(client_dir(mapping)), executor, dt.date(2026, 3, 2))
+        check_references(result, executor, first_night=True)
+    finally:
+        executor.close()
+    assert sorted(result.tables["payments"].column("payment_id").to_pylist()) == ["P1", "P2", "P3"]
+    assert _rejects(result) == [("pay_b.csv", 2, "payment_id", "P1",
+                                 "duplicate payment_id: first given in pay_a.csv row 1")]
+    assert result.file("pay_b.csv").rejected == 1
+
+
+def test_dates_must_be_plausible_and_whole(client_dir, drop_dir):
+    mapping = 'inputs:\n  payments:\n    date_format: "%d.%m.%Y"\n'
+    rows = "payment_id,received_on,amount,currency\nP1,01.03.26,5.00,EUR\nP2,01.03.2026,5,EUR\n"
+    result = _ingest(client_dir(mapping), drop_dir(payments__csv=rows))
+    assert result.tables["payments"].column("payment_id").to_pylist() == ["P2"]
+    assert _rejects(result)[0][1:4] == (1, "received_on", "01.03.26")
+
+
+def test_json_lines_refuse_lists_objects_duplicate_keys_and_keep_a_bom(client_dir, drop_dir):
+    text = ('\ufeff{"payment_id": "P1", "received_on": "2026-03-01", "amount": "5", '
+            '"currency": "EUR"}\n'
+            '{"payment_id": ["P2"], "received_on": "2026-03-01", "amount": "5", '
+            '"currency": "EUR"}\n'
+            '{"payment_id": "P3", "received_on": "2026-03-01", "amount": "5.00", "amount": "500",'
+            ' "currency": "EUR"}\n')
+    result = _ingest(client_dir(), drop_dir(payments__jsonl=text))
+    assert result.tables["payments"].column("payment_id").to_pylist() == ["P1"]
+    assert [(n, r) for _f, n, _c, _v, r in _rejects(result)] == [
+        (2, "payment_id holds a list or object; values must be plain"),
+        (3, "the key 'amount' is given twice")]
+
+
+def test_parquet_float_money_is_refused_and_midnight_timestamps_are_dates(client_dir, drop_dir):
+    floats = pa.table({"payment_id": ["P1"], "received_on": ["2026-03-01"],
+                       "amount": pa.array([19.99], pa.float64()), "currency": ["EUR"]})
+    stamps = pa.table({
+        "rate_date": pa.array([dt.datetime(2026, 3, 1), dt.datetime(2026, 3, 1, 12)],
+                              pa.timestamp("us")),
+        "from_currency": ["EUR", "EUR"], "to_currency": ["USD", "CHF"],
+        "rate": pa.array([Decimal("1.08"), Decimal("0.94")], pa.decimal128(6, 4))})
+    files = {}
+    for name, table in (("payments__parquet", floats), ("fx_rates__parquet", stamps)):
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        files[name] = buffer.getvalue()
+    result = _ingest(client_dir(), drop_dir(**files))
+    assert result.file("payments.parquet").problem == (
+        "column amount is binary floating point (double); amounts must be decimal or text")
+    assert [r["rate_date"] for r in result.tables["fx_rates"].to_pylist()] == [
+        dt.date(2026, 3, 1)]
+    assert _rejects(result)[0][:4] == ("fx_rates.parquet", 2, "rate_date", "2026-03-01T12:00:00")
+
+
+def test_unknown_columns_and_unmatched_renames_are_warnings(client_dir, drop_dir):
+    mapping = 'inputs:\n  customers:\n    rename: {Kundenr: customer_id, Land: country}\n'
+    rows = "Kundennr,name,Land,currency,tax_exmpt\nC1,Alpha,DE,EUR,true\n"
+    result = _ingest(client_dir(mapping), drop_dir(customers__csv=rows))
+    messages = [p.message for p in result.problems]
+    assert messages == [
+        "client.yaml renames Kundenr to customer_id, but customers.csv has no column Kundenr "
+        "(did you mean Kundennr?)",
+        "customers.csv has a column Kundennr, which is not a column of customers; it is not read",
+        "customers.csv has a column tax_exmpt, which is not a column of customers; it is not "
+        "read (did you mean tax_exempt?)"]
+    assert result.file("customers.csv").problem == "missing required column customer_id"
+
+
+def test_a_one_column_header_suggests_the_delimiter(client_dir, drop_dir):
+    rows = "customer_id;name;country;currency\nC1;Alpha;DE;EUR\n"
+    result = _ingest(client_dir(), drop_dir(customers__csv=rows))
+    assert result.file("customers.csv").problem.endswith(
+        "(the header is one column: is the delimiter ';'? set it under inputs:)")

@@ -177,3 +177,53 @@ def test_csv_output_format(tmp_path, fmt):
     assert _run(NORDWIND, NIGHTS[0], tmp_path, "--format", fmt) == 0
     text = (tmp_path / "out" / "nordwind" / "2026-03-02" / "rejects.csv").read_text()
     assert text.splitlines()[0] == '"source_file","row_number","column","value","reason","run_id"'
+
+
+def test_a_file_no_table_claims_refuses_the_drop(tmp_path, client_dir, drop_dir, capsys):
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, payment__csv="payment_id\nP1\n",
+                    _SUCCESS="")
+    assert _run(client_dir(), drop, tmp_path) == 3
+    err = capsys.readouterr().err
+    assert "payment.csv in" in err and "is not a table the client reads" in err
+    assert "did you mean payments.csv?" in err and "_SUCCESS" not in err
+
+
+def test_first_night_needs_customers_and_a_missing_drop_is_an_argument_error(
+        tmp_path, client_dir, drop_dir, capsys):
+    assert _run(client_dir(), drop_dir(payments__csv="payment_id\n"), tmp_path) == 3
+    assert "is the client's first night and has no customers" in capsys.readouterr().err
+    assert _run(client_dir(), tmp_path / "nowhere" / "2026-03-02", tmp_path) == 2
+
+
+def test_a_partial_customer_row_keeps_what_it_does_not_send(tmp_path, client_dir, drop_dir):
+    rules = client_dir()
+    assert _run(rules, drop_dir(customers__csv=CUSTOMERS_CSV), tmp_path) == 0
+    later = drop_dir("2026-03-03", customers__csv="customer_id,name,country,currency,email\n"
+                                                  "C1,Alpha AG,DE,EUR,ap@alpha.example\n")
+    assert _run(rules, later, tmp_path) == 0
+    con = duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True)
+    row = con.sql("SELECT name, vat_id, payment_terms_days, tax_exempt, email FROM customers "
+                  "WHERE customer_id = 'C1'").fetchall()[0]
+    con.close()
+    assert row == ("Alpha AG", "DE123456789", 30, False, "ap@alpha.example")
+
+
+def test_a_second_run_of_the_same_client_is_refused_while_the_first_holds_the_state(tmp_path,
+                                                                                   capsys):
+    import subprocess
+    import sys
+    import time
+    state = tmp_path / "state.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                               f"c = duckdb.connect({str(state)!r}); print('held', flush=True); "
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert _run(NORDWIND, NIGHTS[0], tmp_path) == 3
+        assert f"another run of client nordwind holds its state file {state}" in (
+            capsys.readouterr().err)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.2)
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0

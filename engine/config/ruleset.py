@@ -154,6 +154,7 @@ def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Pos
     except RuleError as exc:
         diags.extend(exc.diagnostics)
         return None
+    diags.extend(pos.problems)
     if not isinstance(data, dict):
         diags.add("E120", "a rule file is a mapping with `kind` and `version`",
                   SourceRef(str(path), 1, 1))
@@ -165,14 +166,17 @@ def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Pos
         diags.add("E121", f"unknown rule file kind {kind!r}" if kind else "missing `kind`",
                   ref, hint)
         return None
+    if path.stem in RULE_KINDS and path.stem != kind:
+        diags.add("E124", f"{path.name} says kind: {kind}", pos.ref(("kind",)),
+                  f"a file named {path.name} holds kind: {path.stem}")
+        return None
     return kind, data, pos
 
 
 def _client(root: Path, files: dict[str, RuleFile], diags: Diagnostics) -> ClientConfig | None:
     rule_file = files.get("client")
     if rule_file is None:
-        if not any(d.code == "E100" and "client" in (d.ref.file if d.ref else "")
-                   for d in diags.items):
+        if not (root / "client.yaml").exists():
             diags.add("E123", f"{root} has no client.yaml", SourceRef(str(root / "client.yaml"), 1),
                       "every client folder starts with a client.yaml (kind: client)")
         return None
@@ -191,6 +195,7 @@ class _Names:
     constants: dict
     sets: dict
     rounding: str
+    complete: bool = True  # False: client.yaml unreadable; its names are not known
 
 
 def _names(client: ClientConfig | None, files: dict[str, RuleFile]) -> _Names:
@@ -198,7 +203,9 @@ def _names(client: ClientConfig | None, files: dict[str, RuleFile]) -> _Names:
     so that the other files' expressions are still checked and their errors listed."""
     if client is not None:
         return _Names(client.constants(), client.sets, client.rounding)
-    raw = files["client"].data if "client" in files else {}
+    if "client" not in files:  # nothing of client.yaml could be read
+        return _Names({}, {}, "half_up", complete=False)
+    raw = files["client"].data
     about = raw.get("client") if isinstance(raw.get("client"), dict) else {}
     constants = {f"client.{k}": Constant("string", v) for k, v in about.items()
                  if k in ("id", "name", "base_currency", "country") and isinstance(v, str)}
@@ -214,12 +221,19 @@ def _compile_sites(files: dict[str, RuleFile], names: _Names,
     for kind, rule_file in files.items():
         for site in rule_file.sites:
             scope = scope_for(site.scope, names.constants, names.sets, row_alias="t")
+            mine = Diagnostics()
             compiled = compile_site(kind, rule_file.pos, site.path, site.text, scope,
-                                    site.type, names.rounding, diags,
+                                    site.type, names.rounding, mine,
                                     template=site.kind == "template")
+            diags.extend(d for d in mine.items if names.complete or not _needs_client(d))
             if compiled:
                 out.append(compiled)
     return out
+
+
+def _needs_client(d: Diagnostic) -> bool:
+    """An error that only says client.yaml could not be read (a set or client.* name)."""
+    return d.code == "E211" or (d.code == "E210" and "client." in d.message)
 
 
 def _compile_computed(client: ClientConfig, client_file: RuleFile,

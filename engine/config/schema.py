@@ -23,7 +23,8 @@ from referencing import Registry, Resource
 from engine.config.yamlpos import Path_, Positions
 from engine.errors import Diagnostic, did_you_mean
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+# engine/schemas links to the repository's schemas/, so a wheel carries them too.
+SCHEMA_DIR = Path(__file__).parents[1] / "schemas"
 RULE_KINDS = ("client", "tax", "credit", "dunning", "matching")
 
 
@@ -103,6 +104,11 @@ def _deepest(error: ValidationError) -> ValidationError:
 def _diagnose(error: ValidationError, pos: Positions) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     where = _describe(path)
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        allowed = [str(v) for v in error.validator_value] if error.validator == "enum" else []
+        return [Diagnostic("E114", f"{error.instance!r} is not allowed as a key in {where}",
+                           pos.key_ref(path + (error.instance,)),
+                           did_you_mean(error.instance, allowed) or _allowed_hint(allowed))]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]

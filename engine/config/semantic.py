@@ -54,6 +54,26 @@ def check_inputs(client: ClientConfig) -> list[Diagnostic]:
     return out
 
 
+_DATE_DIRECTIVES = set("dmyYbBjeHMS%")
+
+
+def check_date_formats(client: ClientConfig) -> list[Diagnostic]:
+    """A date_format may only use directives both Python and the SQL engine read."""
+    out = []
+    for mapping in client.inputs.values():
+        fmt = mapping.date_format
+        if not fmt:
+            continue
+        used = re.findall(r"%(.)", fmt)
+        bad = [d for d in used if d not in _DATE_DIRECTIVES]
+        if bad or not {"d", "m"} <= set(used) or not {"Y", "y"} & set(used):
+            out.append(Diagnostic(
+                "E135", f"date_format {fmt!r} of {mapping.table} is not a day-month-year format "
+                        "the engine can read", mapping.ref,
+                "use %d, %m and %Y (also %y, %b, %B, %j, %e, %H, %M, %S), e.g. %d.%m.%Y"))
+    return out
+
+
 def check_buckets(client: ClientConfig) -> list[Diagnostic]:
     out = []
     buckets = client.aging_buckets
@@ -79,5 +99,5 @@ def check_buckets(client: ClientConfig) -> list[Diagnostic]:
 
 
 CLIENT_CHECKS: tuple[Callable[[ClientConfig], list[Diagnostic]], ...] = (
-    check_currency, check_numbering, check_inputs, check_buckets,
+    check_currency, check_numbering, check_inputs, check_date_formats, check_buckets,
 )

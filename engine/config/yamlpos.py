@@ -68,6 +68,7 @@ class Positions:
     values: dict[Path_, ScalarInfo] = field(default_factory=dict)
     keys: dict[Path_, SourceRef] = field(default_factory=dict)
     scalars: dict[Path_, str] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)  # found while loading
 
     def ref(self, path: Path_) -> SourceRef:
         """The value at `path`, or the nearest enclosing value that has a place."""
@@ -138,9 +139,9 @@ def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
             key = str(key) if not isinstance(key, str) else key
             kmark = key_node.start_mark
             key_ref = SourceRef(pos.file, kmark.line + 1, kmark.column + 1, max(1, len(key)))
-            if key in out:
-                raise RuleError([Diagnostic("E101", f"duplicate key {key!r}", key_ref,
-                                            "each key may appear once in a mapping")])
+            if key in out:  # reported, and the later value stands, so checking goes on
+                pos.problems.append(Diagnostic("E101", f"duplicate key {key!r}", key_ref,
+                                               "each key may appear once in a mapping"))
             pos.keys[path + (key,)] = key_ref
             out[key] = _construct(value_node, path + (key,), pos)
         return out

@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, Signature] = {
 }
 
 _ARITH = {"+", "-", "*", "/"}
+_RE2_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9]")
 _ORDER = {"<", "<=", ">", ">="}
 _TYPE_WORDS = {"boolean": "a condition (true or false)", "decimal": "a number",
                "integer": "a whole number", "string": "text", "date": "a date",
@@ -89,7 +90,8 @@ class Checker:
     def _field(self, node: ast.Field) -> str:
         found = self.scope.lookup(node.parts)
         if found is None:
-            hint = did_you_mean(node.name, self.scope.names())
+            hint = did_you_mean(node.name, self.scope.names()) or (
+                f'text is quoted: write "{node.name}"' if len(node.parts) == 1 else None)
             return self.error("E210", f"unknown field {node.name}", node, hint)
         return found
 
@@ -221,6 +223,11 @@ class Checker:
                     re.compile(pattern.value)
                 except re.error as exc:
                     self.error("E215", f"invalid regular expression: {exc}", pattern)
+                else:
+                    if _RE2_UNSUPPORTED.search(pattern.value):
+                        self.error("E215", "the SQL engine's regular expressions (RE2) have no "
+                                           "look-around and no back-references", pattern,
+                                   "match the part you want instead of excluding the rest")
         if node.name == "round" and len(node.args) == 2:
             if not isinstance(node.args[1], ast.Literal):
                 self.error("E212", "round's places must be a whole number literal",

@@ -68,6 +68,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, origin: Origin) -> Diagnostic
                                                                     or ())
                       if not t.startswith("__"))
     hint = f"expected {', '.join(expected[:8])}" if expected else None
+    if found == "'='":
+        hint = "compare with == (a single = is not an operator)"
     return Diagnostic("E200", f"syntax error: unexpected {found}", origin(line, col, 1), hint)
 
 

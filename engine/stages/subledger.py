@@ -1,7 +1,7 @@
 """The subledger's own inputs: customer master data and opening items.
 
 Customers are kept in the state store (later drops send new or changed rows
-only; the last row of a drop for a customer stands). Opening items, accepted on
+only; a column a file does not have keeps its stored value). Opening items, accepted on
 a client's first night only, become open items carrying their dunning level.
 """
 
@@ -10,33 +10,48 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+from sqlglot import exp
 
-from engine.executor import DuckDBExecutor
+from engine.dsl.compile import bind_as_of
+from engine.executor import Executor
 
 
-def post(drop, executor: DuckDBExecutor, as_of: dt.date, run_id: str) -> dict[str, int]:
+def post(drop, executor: Executor, as_of: dt.date, run_id: str) -> dict[str, int]:
     """Apply tonight's customers and opening items to the state; return what changed."""
     counts = {"customers_upserted": 0, "opening_items": 0}
     customers = drop.tables.get("customers")
     if customers is not None and customers.num_rows:
-        counts["customers_upserted"] = _upsert_customers(executor, customers, as_of)
+        given = drop.present.get("customers", set(CUSTOMER_COLUMNS))
+        counts["customers_upserted"] = _upsert_customers(executor, customers, given, as_of)
     items = drop.tables.get("opening_items")
     if items is not None and items.num_rows:
         counts["opening_items"] = _open_items(executor, items, as_of)
     return counts
 
 
-def _upsert_customers(executor: DuckDBExecutor, customers: pa.Table, as_of: dt.date) -> int:
+CUSTOMER_COLUMNS = ("customer_id", "name", "country", "region", "segment", "currency",
+                    "payment_terms_days", "vat_id", "tax_exempt", "exemption_id", "email")
+
+
+def _upsert_customers(executor: Executor, customers: pa.Table, given: set[str],
+                      as_of: dt.date) -> int:
+    """New customers are added; a changed row replaces the columns its file gives and
+    keeps the stored value of every column the file does not have."""
     executor.register("tonight_customers", customers)
-    executor.query(
-        "INSERT OR REPLACE INTO state.customers SELECT customer_id, name, country, region, "
-        "segment, currency, payment_terms_days, vat_id, tax_exempt, exemption_id, email, ?::DATE "
-        "FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY __file DESC, "
-        "__row DESC) AS n FROM tonight_customers) WHERE n = 1", [as_of])
+    columns = [exp.column(c, table="t") if c in given or c == "customer_id" else
+               exp.Coalesce(this=exp.column(c, table="s"), expressions=[exp.column(c, table="t")])
+               for c in CUSTOMER_COLUMNS]
+    select = exp.select(*columns, exp.cast(exp.Placeholder(this="as_of"), "DATE")).from_(
+        exp.alias_(exp.to_table("tonight_customers"), "t", table=True)).join(
+        exp.alias_(exp.to_table("state.customers"), "s", table=True),
+        on=exp.EQ(this=exp.column("customer_id", table="s"),
+                  expression=exp.column("customer_id", table="t")), join_type="left")
+    executor.execute("INSERT OR REPLACE INTO state.customers "
+                     + executor.render(bind_as_of(select, as_of)))
     return customers.num_rows
 
 
-def _open_items(executor: DuckDBExecutor, items: pa.Table, as_of: dt.date) -> int:
+def _open_items(executor: Executor, items: pa.Table, as_of: dt.date) -> int:
     executor.register("tonight_opening", items)
     executor.query(
         "INSERT INTO state.open_items SELECT invoice_id, customer_id, 'opening', invoice_date, "
