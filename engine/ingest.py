@@ -253,15 +253,20 @@ def _empty_accepted(table: str) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
+def rows(n: int) -> str:
+    """'1 row', '2 rows'."""
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def check_reject_ratio(drop: Drop, ratio: float | object) -> None:
     """Refuse the whole drop when too many of its rows were rejected."""
     total, rejected = drop.total_rows, drop.rejected_rows
     if total and rejected / total > float(ratio):  # money-safe: a ratio of row counts
         worst = max(drop.files, key=lambda f: f.rejected)
-        whole = [Diagnostic("E303", f"{f.path}: {f.problem}; all {f.rows} rows rejected")
+        whole = [Diagnostic("E303", f"{f.path}: {f.problem}; {rows(f.rows)} rejected")
                  for f in drop.files if f.problem]
         raise DropRefused([*whole, Diagnostic(
             "E302", f"{rejected} of {total} rows rejected ({rejected / total:.1%}), above the "
                     f"client's max_reject_ratio of {float(ratio):.1%}",
-            hint=f"most rejects are in {worst.path.name} ({worst.rejected} rows); "
+            hint=f"most rejects are in {worst.path.name} ({rows(worst.rejected)}); "
                  "see rejects in the .refused output folder")])

@@ -27,7 +27,7 @@ from engine.dsl.compile import bind_as_of
 from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
 from engine.exceptions import Problem, exceptions_table
 from engine.executor import DuckDBExecutor
-from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, sha256_file
+from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, rows, sha256_file
 from engine.output import (
     publish,
     sha256_of,
@@ -146,7 +146,8 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         state_after = store.advance(run_id)
         manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
         record = RunRecord(run_id, as_of, "done", ruleset.digest, inputs_digest, state_before,
-                           state_after, started, "", manifest["counts"])
+                           state_after, started, "", {**manifest["counts"],
+                                                      "folder": str(target)})
         _commit(options, target, outputs, manifest, executor, store, record)
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
@@ -207,7 +208,7 @@ def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: Duc
         check_references(drop, executor, first_night=first_night)
         for f in drop.files:
             if f.problem:
-                logger.warning(f"{f.path.name}: {f.problem}; all {f.rows} rows rejected")
+                logger.warning(f"{f.path.name}: {f.problem}; {rows(f.rows)} rejected")
             else:
                 logger.info(f"{f.path.name}: {f.rows} rows, {f.rejected} rejected")
         logger.debug(f"ingest took {time.perf_counter() - t0:.2f}s")
@@ -223,8 +224,9 @@ def _already_run(store: StateStore, as_of: dt.date, rules_digest: str, inputs_di
     if (previous.rules_digest, previous.inputs_digest) == (rules_digest, inputs_digest):
         logger.info(f"{as_of} was already run as {previous.run_id} with these files and rules; "
                     "nothing to do")
-        return RunResult("unchanged", store.client_id, as_of, previous.run_id, target,
-                         previous.counts)
+        folder = Path(previous.counts.get("folder", target))
+        counts = {k: v for k, v in previous.counts.items() if k != "folder"}
+        return RunResult("unchanged", store.client_id, as_of, previous.run_id, folder, counts)
     what = [name for name, a, b in (("the drop files", previous.inputs_digest, inputs_digest),
                                     ("the rules", previous.rules_digest, rules_digest)) if a != b]
     raise DropRefused([Diagnostic(

@@ -116,7 +116,7 @@ def test_refused_drop_posts_nothing_and_leaves_its_rejects(tmp_path, client_dir,
     err = capsys.readouterr().err
     assert "4 of 7 rows rejected (57.1%), above the client's max_reject_ratio of 50.0%" in err
     assert (f"{drop}/transactions.csv: missing required column txn_date, product_code, quantity, "
-            "unit_price, currency; all 1 rows rejected") in err
+            "unit_price, currency; 1 row rejected") in err
     refused = tmp_path / "out" / "testco" / "2026-03-02.refused"
     assert json.loads((refused / "manifest.json").read_text())["status"] == "refused"
     reasons = [r["reason"] for r in pq.read_table(refused / "rejects.parquet").to_pylist()]
