@@ -171,10 +171,11 @@ def _decision(table: TaxTable) -> dict[str, exp.Expression]:
     hits = exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string(", "), *[
         exp.Case(ifs=[exp.If(this=m.copy(), true=exp.Literal.string(r.id))])
         for m, r in zip(matches, table.rules, strict=True)]])
-    note = exp.Case(ifs=[exp.If(this=m.copy(), true=r.note.sql.copy())
-                         for m, r in zip(matches, table.rules, strict=True) if r.note])
-    if not note.args.get("ifs"):
-        note = exp.cast(exp.null(), "VARCHAR")
+    # The winning rule's note: every rule has its branch, so a rule without a note
+    # gives none rather than falling through to a later rule's.
+    note = exp.Case(ifs=[exp.If(this=m.copy(), true=r.note.sql.copy() if r.note else
+                                exp.cast(exp.null(), "VARCHAR"))
+                         for m, r in zip(matches, table.rules, strict=True)])
     return {"rule": rule, "matches": count, "hits": hits, "note": note}
 
 

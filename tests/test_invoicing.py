@@ -1,0 +1,263 @@
+"""Invoicing and tax, through real runs, with the arithmetic written out by hand."""
+
+from __future__ import annotations
+
+from scenario import CUSTOMER, Scenario, details, line, money
+
+TAX_19 = """\
+kind: tax
+version: 1
+hit_policy: first
+rounding_level: {level}
+prices_include_tax: {included}
+rules:
+  - id: de_standard
+    when: 'ship_to_country == "DE"'
+    code: VAT19
+    rate: 19%
+"""
+
+
+def tax_19(level: str = "line", included: str = "false") -> str:
+    return TAX_19.format(level=level, included=included)
+
+
+THREE_035 = [line("T1", "1", "0.35"), line("T2", "1", "0.35"), line("T3", "1", "0.35")]
+
+
+def test_the_rounding_trap_per_line(tmp_path):
+    """Three lines of 0.35 at 19%: each 0.35 x 0.19 = 0.0665 -> 0.07; 3 x 0.07 = 0.21."""
+    s = Scenario(tmp_path, tax_19("line"))
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=THREE_035) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "net_amount", "tax_amount") == [
+        (1, "0.35", "0.07"), (2, "0.35", "0.07"), (3, "0.35", "0.07")]
+    assert money(s.rows("invoices"), "net_amount", "tax_amount", "gross_amount") == [
+        ("1.05", "0.21", "1.26")]
+
+
+def test_the_rounding_trap_per_invoice(tmp_path):
+    """Per invoice: 1.05 x 0.19 = 0.1995 -> 0.20, rounded once. Each line's exact tax
+    0.0665 is cut to 0.06 (0.18 in all); the 2 cents left go to the lines with the
+    largest remainder (all 0.0065: ties go to the lower line numbers 1 and 2)."""
+    s = Scenario(tmp_path, tax_19("invoice"))
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=THREE_035) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "tax_amount") == [
+        (1, "0.07"), (2, "0.07"), (3, "0.06")]
+    assert money(s.rows("invoices"), "tax_amount", "gross_amount") == [("0.2", "1.25")]
+
+
+def test_largest_remainder_goes_to_the_largest_remainder_not_the_first_line(tmp_path):
+    """Lines 0.31, 0.35, 0.33 at 19%: exact 0.0589, 0.0665, 0.0627 (sum 0.1881 -> 0.19).
+    Cut: 0.05 + 0.06 + 0.06 = 0.17, so 2 cents go out by remainder: 0.0089 (line 1),
+    0.0065 (line 2), 0.0027 (line 3) -> lines 1 and 2: 0.06, 0.07, 0.06 = 0.19."""
+    s = Scenario(tmp_path, tax_19("invoice"))
+    lines = [line("T1", "1", "0.31"), line("T2", "1", "0.35"), line("T3", "1", "0.33")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "tax_amount") == [
+        (1, "0.06"), (2, "0.07"), (3, "0.06")]
+
+
+def test_prices_that_include_tax(tmp_path):
+    """Gross 119.00 at 19%: tax = 119 x 0.19 / 1.19 = 19.00, net 100.00.
+    Gross 10.00: tax = 1.5966... -> 1.60, net 8.40. net + tax = gross on every line."""
+    s = Scenario(tmp_path, tax_19("line", "true"))
+    lines = [line("T1", "1", "119.00"), line("T2", "2", "5.00")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "txn_id", "net_amount", "tax_amount") == [
+        ("T1", "100", "19"), ("T2", "8.4", "1.6")]
+    assert money(s.rows("invoices"), "net_amount", "tax_amount", "gross_amount") == [
+        ("108.4", "20.6", "129")]
+
+
+def test_prices_that_include_tax_rounded_per_invoice(tmp_path):
+    """Three gross 0.35 at 19%: 1.05 x 0.19 / 1.19 = 0.16764... -> 0.17 for the invoice.
+    Each line: 0.35 x 0.19 / 1.19 = 0.05588 -> cut 0.05 (0.15); 2 cents to lines 1, 2.
+    Nets are gross - tax: 0.29, 0.29, 0.30."""
+    s = Scenario(tmp_path, tax_19("invoice", "true"))
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=THREE_035) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "net_amount", "tax_amount") == [
+        (1, "0.29", "0.06"), (2, "0.29", "0.06"), (3, "0.3", "0.05")]
+
+
+def test_jpy_has_no_minor_unit_and_rounding_follows_the_client(tmp_path):
+    """3 x 333.5 JPY = 1000.5: half_up 1001, half_even 1000. Tax 10%: 100.05 -> 100."""
+    tax = tax_19().replace("19%", "10%")
+    for mode, net, tax_amount in (("half_up", "1001", "100"), ("half_even", "1000", "100")):
+        s = Scenario(tmp_path / mode, tax, client_extra=f"rounding: {mode}\n")
+        customer = {**CUSTOMER, "currency": "JPY"}
+        lines = [line("T1", "3", "333.5", currency="JPY")]
+        assert s.night("2026-03-02", customers=[customer], transactions=lines) == 0
+        assert money(s.rows("invoices"), "currency", "net_amount", "tax_amount") == [
+            ("JPY", net, tax_amount)]
+
+
+VALIDITY = """\
+kind: tax
+version: 1
+hit_policy: first
+rounding_level: line
+rules:
+  - id: catering_old
+    when: 'tax_category == "hospitality"'
+    code: STD
+    rate: 19%
+    valid_to: "2025-12-31"
+  - id: catering_new
+    when: 'tax_category == "hospitality"'
+    code: RED
+    rate: 7%
+    valid_from: "2026-01-01"
+  - id: standard
+    when: 'true'
+    code: STD
+    rate: 19%
+    note: "Customer {customer.name}, VAT ID {customer.vat_id}"
+"""
+
+
+def test_rules_are_picked_by_txn_date_with_inclusive_bounds_and_notes_render(tmp_path):
+    """100.00 of catering on 2025-12-31 is 19% (19.00); on 2026-01-01 it is 7% (7.00)."""
+    s = Scenario(tmp_path, VALIDITY)
+    customer = {**CUSTOMER, "vat_id": "DE123456789"}
+    lines = [line("T1", "1", "100", txn_date="2025-12-31", tax_category="hospitality"),
+             line("T2", "1", "100", txn_date="2026-01-01", tax_category="hospitality"),
+             line("T3", "1", "10", txn_date="2026-01-02")]
+    assert s.night("2026-03-02", customers=[customer], transactions=lines) == 0
+    rows = s.rows("invoice_lines")
+    assert money(rows, "txn_id", "tax_code", "tax_rate", "tax_amount", "rule_id", "rule_ref") == [
+        ("T1", "STD", "0.19", "19", "catering_old", "tax.yaml:6"),
+        ("T2", "RED", "0.07", "7", "catering_new", "tax.yaml:11"),
+        ("T3", "STD", "0.19", "1.9", "standard", "tax.yaml:16")]
+    assert rows[2]["tax_note"] == "Customer Alpha GmbH, VAT ID DE123456789"
+    assert rows[0]["tax_note"] is None
+
+
+UNIQUE = """\
+kind: tax
+version: 1
+hit_policy: unique
+rounding_level: line
+rules:
+  - id: de
+    when: 'ship_to_country == "DE"'
+    code: DE
+    rate: 19%
+  - id: books
+    when: 'tax_category == "books" and product_code matches "^BK-"'
+    code: RED
+    rate: 7%
+"""
+
+
+def test_no_rule_or_two_rules_under_unique_hold_the_line_back(tmp_path):
+    """T2 ships to FR (no rule); T3 is a German book (two rules): both are held back with
+    an error naming the line; T1 is invoiced alone."""
+    s = Scenario(tmp_path, UNIQUE)
+    lines = [line("T1", "1", "10"), line("T2", "1", "10", ship_to_country="FR"),
+             line("T3", "1", "10", tax_category="books", product_code="BK-1")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert [r["txn_id"] for r in s.rows("invoice_lines")] == ["T1"]
+    problems = s.rows("exceptions")
+    assert [(p["severity"], p["code"], p["entity_id"]) for p in problems] == [
+        ("error", "TAX_NO_RULE", "T2"), ("error", "TAX_AMBIGUOUS", "T3")]
+    assert problems[0]["message"] == (
+        "no rule of tax.yaml matches line T2 (customer C1, ship to FR, category standard, "
+        "dated 2026-03-01); held back since tonight, retried every night")
+    assert details(problems[1])["matched"] == ["de", "books"]
+    assert s.state("SELECT txn_id FROM held_lines ORDER BY txn_id") == [("T2",), ("T3",)]
+
+
+def test_a_held_line_is_retried_each_night_under_that_nights_rules(tmp_path):
+    s = Scenario(tmp_path, UNIQUE)
+    lines = [line("T1", "1", "10", ship_to_country="FR")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert s.night("2026-03-03") == 0  # not sent again: still held, still reported
+    (problem,) = s.rows("exceptions")
+    assert "held back since 2026-03-02" in problem["message"]
+    (s.rules / "tax.yaml").write_text(UNIQUE + """\
+  - id: fr
+    when: 'ship_to_country == "FR"'
+    code: FR
+    rate: 20%
+""")
+    assert s.night("2026-03-04") == 0
+    assert money(s.rows("invoice_lines"), "txn_id", "tax_code", "tax_amount") == [
+        ("T1", "FR", "2")]
+    assert s.rows("exceptions") == []
+    assert s.state("SELECT count(*) FROM held_lines") == [(0,)]
+    # Sent again later, it is a duplicate of a billed line.
+    assert s.night("2026-03-05", transactions=[*lines, line("T2", "1", "1")]) == 0
+    assert [r["reason"] for r in s.rows("rejects")] == [
+        "txn_id T1 was already processed on 2026-03-04"]
+
+
+def test_grouping_numbering_due_dates_and_credit_notes(tmp_path):
+    """Invoices per customer, currency and PO, numbered in that order (no PO first); a
+    negative total is a credit note with its own series; due = as-of + terms."""
+    s = Scenario(tmp_path, tax_19(), client_extra="payment_terms: {net_days: 14}\n")
+    customers = [CUSTOMER, {**CUSTOMER, "customer_id": "C2", "payment_terms_days": "60"}]
+    lines = [line("T1", "1", "100", po_number="PO-9"), line("T2", "1", "50"),
+             line("T3", "2", "10", customer="C2"), line("T4", "-1", "80", customer="C2",
+                                                         po_number="RMA-1"),
+             line("T5", "-1", "30")]
+    assert s.night("2026-03-02", customers=customers, transactions=lines) == 0
+    assert money(s.rows("invoices"), "invoice_id", "document_type", "customer_id", "po_number",
+                 "gross_amount", "due_date") == [
+        ("T-2026-0001", "invoice", "C1", None, "23.8", __import__("datetime").date(2026, 3, 16)),
+        ("T-2026-0002", "invoice", "C1", "PO-9", "119", __import__("datetime").date(2026, 3, 16)),
+        ("T-2026-0003", "invoice", "C2", None, "23.8", __import__("datetime").date(2026, 5, 1)),
+        ("TC-2026-0001", "credit_note", "C2", "RMA-1", "-95.2",
+         __import__("datetime").date(2026, 5, 1))]
+    # 50 - 30 = 20 net on T-2026-0001: the return reduces the invoice (20 x 1.19 = 23.80).
+    assert s.night("2026-03-03", transactions=[line("T6", "1", "1")]) == 0
+    assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0004"]
+    assert s.state("SELECT series, year, last_seq FROM sequences ORDER BY series") == [
+        ("credit_note", 2026, 1), ("invoice", 2026, 4)]
+
+
+def test_numbering_continues_after_the_opening_items_of_the_same_year(tmp_path):
+    s = Scenario(tmp_path, tax_19())
+    opening = [{"invoice_id": f"T-2026-{n:04d}", "customer_id": "C1",
+                "invoice_date": "2026-01-10", "due_date": "2026-02-09", "currency": "EUR",
+                "amount_open": "10.00"} for n in (7, 41)]
+    opening.append({**opening[0], "invoice_id": "T-2025-0099", "invoice_date": "2025-12-01"})
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=[line("T1", "1", "1")],
+                   opening_items=opening) == 0
+    assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0042"]
+
+
+def test_journal_entries_balance_and_name_their_rules(tmp_path):
+    """Invoice of 100.00 (P-1 -> 8400) + 50.00 (BK-1 -> 8300) at 19%: Dr 1400 178.50 /
+    Cr 8300 50.00 / Cr 8400 100.00 / Cr 1776 28.50."""
+    extra = """\
+    accounts:
+      ar_control: "1400"
+      cash: "1200"
+      revenue: {default: "8400", by: {"BK-*": "8300"}}
+      tax_payable: {default: "1770", by: {VAT19: "1776"}}
+      write_off: "2400"
+      unapplied_cash: "1590"
+      dunning_fees: "2700"
+      interest_income: "2650"
+    """
+    s = Scenario(tmp_path, tax_19())
+    client = (s.rules / "client.yaml").read_text()
+    (s.rules / "client.yaml").write_text(client[:client.index("accounts:")]
+                                         + "\n".join(line_.removeprefix("    ") for line_ in
+                                                     extra.splitlines()) + "\n"
+                                         + client[client.index("max_reject_ratio"):])
+    lines = [line("T1", "1", "100"), line("T2", "1", "50", product_code="BK-1")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    entries = s.rows("journal_entries")
+    assert money(entries, "entry_id", "line_no", "account", "debit", "credit", "rule_id",
+                 "rule_ref") == [
+        ("JE-T-2026-0001", 1, "1400", "178.5", "0", "accounts.ar_control", "client.yaml:14"),
+        ("JE-T-2026-0001", 2, "8300", "0", "50", "accounts.revenue.by.BK-*", "client.yaml:16"),
+        ("JE-T-2026-0001", 3, "8400", "0", "100", "accounts.revenue.default", "client.yaml:16"),
+        ("JE-T-2026-0001", 4, "1776", "0", "28.5", "de_standard", "tax.yaml:7")]
+    assert sum(e["debit"] for e in entries) == sum(e["credit"] for e in entries)
+    assert {(e["document_type"], e["document_id"], e["currency"]) for e in entries} == {
+        ("invoice", "T-2026-0001", "EUR")}
+    assert s.state("SELECT invoice_id, item_type, amount_original, amount_open FROM open_items"
+                   ) == [("T-2026-0001", "invoice", __import__("decimal").Decimal("178.5000"),
+                          __import__("decimal").Decimal("178.5000"))]
