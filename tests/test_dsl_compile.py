@@ -778,3 +778,11 @@ def test_spark_division_uses_spark_types():
 def test_spark_half_even_uses_a_spark_function():
     _, expr = compiled("round(quantity, 2)", "half_even")
     assert "ROUND_EVEN" not in to_sql(expr, "spark")
+
+
+def test_markers_inside_markers_are_rendered(con):
+    """round(a / b) in half_even nests the division marker in the rounding marker."""
+    _, expr = compiled("round(10 / 4, 1)", "half_even")
+    for dialect in ("duckdb", "spark", "snowflake"):
+        assert "RULEDGER" not in to_sql(expr, dialect)
+    assert one(con, "round(10 / 4, 1)", "half_even") == D("2.5")

@@ -72,21 +72,24 @@ class Domain:
                 return False
         return True
 
-    def example(self) -> str:
+    def describe(self, name: str) -> str:
+        """A value this domain allows, said of `name`: `x = "AT"`, `x > 100`, `x is null`."""
         if self.null is True:
-            return "null"
+            return f"{name} is null"
         if self.allowed is not None:
             fits = sorted((v for v in self.allowed if v not in self.excluded
                            and self._in_range(v)), key=str)
-            return _show(fits[0]) if fits else "?"
+            return f"{name} = {_show(fits[0]) if fits else '?'}"
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {_show(self.low)}")
+            parts.append(f"{name} {'>' if self.low_open else '>='} {_show(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {_show(self.high)}")
+            parts.append(f"{name} {'<' if self.high_open else '<='} {_show(self.high)}")
         if self.excluded:
-            parts.append("not " + ", ".join(_show(v) for v in sorted(self.excluded, key=str)))
-        return " and ".join(parts) or "any value"
+            shown = ", ".join(_show(v) for v in sorted(self.excluded, key=str))
+            parts.append(f"{name} not {shown}")
+        return " and ".join(parts) or (f"{name} is not null" if self.null is False
+                                       else f"{name} any value")
 
     def within(self, wider: Domain) -> bool:
         """Every value this domain allows, `wider` allows too."""
@@ -173,13 +176,9 @@ class Term:
                    for name, dom in wider.fields.items())
 
     def example(self) -> str:
-        """A line both terms accept, in words: `customer.country = "AT", quantity > 5`."""
-        parts = []
-        for name, dom in sorted(self.fields.items()):
-            shown = dom.example()
-            joiner = " " if shown.startswith((">", "<", "not", "any")) else " = "
-            parts.append(name + joiner + shown)
-        return ", ".join(parts) or "any line"
+        """A line the term accepts, in words: `customer.country = "AT", quantity > 5`."""
+        return ", ".join(d.describe(name) for name, d in sorted(self.fields.items())) or (
+            "any line")
 
 
 ALWAYS = (Term(),)
