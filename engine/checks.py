@@ -132,6 +132,17 @@ def _one_of(value: exp.Expression, values: tuple) -> exp.Expression:
     return exp.In(this=value, expressions=[exp.Literal.string(v) for v in values])
 
 
+def _listed(value: exp.Expression, table: str) -> exp.Expression:
+    """`value` is a code of the reference table `table` (see `reference_tables`)."""
+    return exp.In(this=value, query=exp.Subquery(this=exp.select("code").from_(table)))
+
+
+def reference_tables() -> dict[str, pa.Table]:
+    """ISO 4217 currencies and ISO 3166-1 countries, registered for the checks."""
+    return {"iso_currencies": pa.table({"code": list(_currencies())}),
+            "iso_countries": pa.table({"code": list(_countries())})}
+
+
 def _region_country(table: str) -> str | None:
     return {"customers": "country", "transactions": "ship_to_country"}.get(table)
 
@@ -142,11 +153,11 @@ def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
     null = exp.Is(this=value, expression=exp.null())
     checks = []
     if name in _CURRENCY_COLUMNS:
-        checks.append(Check(name, exp.or_(null, _one_of(value, _currencies())),
+        checks.append(Check(name, exp.or_(null, _listed(value, "iso_currencies")),
                             "not an ISO 4217 currency code"))
     elif name in _COUNTRY_COLUMNS:
         hint = "not an ISO 3166-1 alpha-2 country code (GB, not UK; GR, not EL)"
-        checks.append(Check(name, exp.or_(null, _one_of(value, _countries())), hint))
+        checks.append(Check(name, exp.or_(null, _listed(value, "iso_countries")), hint))
     elif name in _REGION_COLUMNS:
         shape = _like(value, r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
         checks.append(Check(name, exp.or_(null, shape),
@@ -288,6 +299,8 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
                  as_of: dt.date | None = None) -> tuple[pa.Table, pa.Table]:
     """(accepted rows in the canonical schema plus __file/__row, rejects)."""
     name = f"raw_{table}"
+    for ref_name, ref_table in reference_tables().items():
+        executor.register(ref_name, ref_table)
     executor.register(name, raw.append_column(FILE, pa.array([file_name] * raw.num_rows,
                                                               pa.string())))
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]

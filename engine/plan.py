@@ -11,6 +11,7 @@ from engine import tables
 from engine.checks import checked_query
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.dsl.compile import to_sql
+from engine.stages import invoicing, journal
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -35,4 +36,15 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
         lines.append(f"-- ingest {table}: type and check every row")
         lines.append(to_sql(statement, dialect, pretty=True) + ";")
         lines.append("")
+    stage = invoicing.plan(ruleset)
+    if stage:
+        lines.append("-- invoicing: numbers start after the year's last number in the state "
+                     "store (shown from 0)")
+    for statement in stage:
+        lines.append(f"-- invoicing {statement.name}")
+        lines.append(to_sql(statement.tree, dialect, pretty=True) + ";")
+        lines.append("")
+    if stage:
+        lines.append("-- journal: invoice entries")
+        lines.append(to_sql(journal.invoice_entries(ruleset), dialect, pretty=True) + ";")
     return "\n".join(lines)

@@ -143,7 +143,7 @@ SELECT *, :net AS net_amount FROM inv_lines_taxed
 class Sequences:
     """Where tonight's numbering starts: the last number used, per document type."""
 
-    year: int
+    year: int | None  # None: not known yet (`ruledger compile` shows {year})
     last_invoice: int
     last_credit_note: int
 
@@ -245,8 +245,8 @@ def plan(ruleset: RuleSet, sequences: Sequences | None = None) -> list[Statement
 
 
 def _numbers(client, sequences: Sequences | None) -> exp.Expression:
-    seq = sequences or Sequences(0, 0, 0)
-    year = seq.year or 0
+    seq = sequences or Sequences(None, 0, 0)
+    year = seq.year
     night = exp.column("night_seq", table="h")
 
     def number(fmt: str, last: int) -> exp.Expression:

@@ -87,10 +87,10 @@ def currency_rows() -> list[tuple[str, int]]:
 _SEQ = re.compile(r"\{seq(?::0(\d+))?\}")
 
 
-def number_parts(fmt: str, year: int) -> tuple[str, int, str]:
+def number_parts(fmt: str, year: int | None) -> tuple[str, int, str]:
     """("NW-2026-", 6, "") for "NW-{year}-{seq:06}": the text before and after the
-    sequence, and its zero-padded width."""
-    text = fmt.replace("{year}", str(year))
+    sequence, and its zero-padded width (year None keeps `{year}`, for display)."""
+    text = fmt if year is None else fmt.replace("{year}", str(year))
     match = _SEQ.search(text)
     if match is None:
         raise ValueError(f"number format {fmt!r} has no {{seq}}")
@@ -103,7 +103,7 @@ def number_pattern(fmt: str, year: int) -> re.Pattern[str]:
     return re.compile("^" + re.escape(before) + r"(\d+)" + re.escape(after) + "$")
 
 
-def number_expr(fmt: str, year: int, seq: exp.Expression) -> exp.Expression:
+def number_expr(fmt: str, year: int | None, seq: exp.Expression) -> exp.Expression:
     """The document number of sequence `seq`, as SQL: prefix || lpad(seq) || suffix."""
     before, width, after = number_parts(fmt, year)
     text = exp.cast(seq, "VARCHAR")
