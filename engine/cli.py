@@ -88,6 +88,9 @@ def _summary_text(summary: dict) -> str:
              f"  rows in      {summary.get('rows_in', 0):>8}",
              f"  rejected     {summary.get('rejected', 0):>8}"]
     lines += [f"  {table:<12} {n:>8} accepted" for table, n in accepted.items()]
+    made = [("invoices", "invoices"), ("credit_notes", "credit notes"),
+            ("lines_held", "lines held"), ("exceptions", "exceptions")]
+    lines += [f"  {label:<12} {summary[key]:>8}" for key, label in made if key in summary]
     lines.append(f"  outputs      {summary['outputs']}")
     return "\n".join(lines)
 
