@@ -49,11 +49,6 @@ CHECKS: tuple[ReferenceCheck, ...] = (
                'txn_id ' || t.txn_id || ' was already processed on ' || CAST(p.as_of AS VARCHAR)
                AS reason
         FROM accepted t JOIN state.processed_ids p ON p.kind = 'txn' AND p.id = t.txn_id"""),
-    ReferenceCheck("transactions", "txn_id", """
-        SELECT t.__file, t.__row, t.txn_id AS value,
-               'txn_id ' || t.txn_id || ' is held back since ' || CAST(h.held_since AS VARCHAR)
-               || ' and retried every night; it need not be sent again' AS reason
-        FROM accepted t JOIN state.held_lines h ON h.txn_id = t.txn_id"""),
     ReferenceCheck("payments", "customer_id", _UNKNOWN_CUSTOMER),
     ReferenceCheck("payments", "payment_id", """
         SELECT t.__file, t.__row, t.payment_id AS value,

@@ -207,7 +207,7 @@ def test_grouping_numbering_due_dates_and_credit_notes(tmp_path):
         ("T-2026-0002", "invoice", "C1", "PO-9", "119", __import__("datetime").date(2026, 3, 16)),
         ("T-2026-0003", "invoice", "C2", None, "23.8", __import__("datetime").date(2026, 5, 1)),
         ("TC-2026-0001", "credit_note", "C2", "RMA-1", "-95.2",
-         __import__("datetime").date(2026, 5, 1))]
+         __import__("datetime").date(2026, 3, 2))]  # a credit note is due when issued
     # 50 - 30 = 20 net on T-2026-0001: the return reduces the invoice (20 x 1.19 = 23.80).
     assert s.night("2026-03-03", transactions=[line("T6", "1", "1")]) == 0
     assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0004"]
@@ -261,3 +261,61 @@ def test_journal_entries_balance_and_name_their_rules(tmp_path):
     assert s.state("SELECT invoice_id, item_type, amount_original, amount_open FROM open_items"
                    ) == [("T-2026-0001", "invoice", __import__("decimal").Decimal("178.5000"),
                           __import__("decimal").Decimal("178.5000"))]
+
+
+REGIONS = """\
+kind: tax
+version: 1
+hit_policy: unique
+rounding_level: line
+rules:
+  - {id: ca, when: 'ship_to_region == "US-CA"', code: CA, rate: 7.25%}
+  - {id: foreign, when: 'ship_to_region is null', code: EX, rate: 0%}
+"""
+
+
+def test_the_customers_region_is_the_ship_to_region_only_in_the_customers_country(tmp_path):
+    """A Californian customer: a line without ship-to is taxed CA (100 x 7.25% = 7.25);
+    one shipped to Mexico is not taken for California."""
+    s = Scenario(tmp_path, REGIONS)
+    customer = {**CUSTOMER, "country": "US", "region": "US-CA"}
+    lines = [line("T1", "1", "100"), line("T2", "1", "100", ship_to_country="MX")]
+    assert s.night("2026-03-02", customers=[customer], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "txn_id", "tax_code", "tax_amount") == [
+        ("T1", "CA", "7.25"), ("T2", "EX", "0")]
+
+
+def test_a_corrected_line_sent_again_replaces_the_held_one(tmp_path):
+    s = Scenario(tmp_path, REGIONS)
+    customer = {**CUSTOMER, "country": "US", "region": "US-FL"}
+    assert s.night("2026-03-02", customers=[customer],
+                   transactions=[line("T1", "1", "100"), line("T2", "1", "1", ship_to_country="MX")]) == 0
+    assert [p["entity_id"] for p in s.rows("exceptions")] == ["T1"]  # Florida: no rule
+    assert s.state("SELECT ship_to_country, ship_to_region FROM held_lines") == [(None, None)]
+    fixed = line("T1", "1", "100", ship_to_country="US", ship_to_region="US-CA")
+    assert s.night("2026-03-03", transactions=[fixed, line("T3", "1", "1", ship_to_country="MX")]) == 0
+    assert money(s.rows("invoice_lines"), "txn_id", "tax_code") == [("T1", "CA"), ("T3", "EX")]
+    assert s.state("SELECT count(*) FROM held_lines") == [(0,)]
+
+
+def test_a_number_past_its_padding_keeps_every_digit(tmp_path):
+    s = Scenario(tmp_path, tax_19())
+    opening = [{"invoice_id": "T-2026-9998", "customer_id": "C1", "invoice_date": "2026-01-10",
+                "due_date": "2026-02-09", "currency": "EUR", "amount_open": "10.00"}]
+    customers = [CUSTOMER, {**CUSTOMER, "customer_id": "C2"}, {**CUSTOMER, "customer_id": "C3"}]
+    lines = [line("T1", "1", "1"), line("T2", "1", "1", customer="C2"),
+             line("T3", "1", "1", customer="C3")]
+    assert s.night("2026-03-02", customers=customers, transactions=lines,
+                   opening_items=opening) == 0
+    assert [r["invoice_id"] for r in s.rows("invoices")] == [
+        "T-2026-9999", "T-2026-10000", "T-2026-10001"]
+
+
+def test_a_document_that_nets_to_zero_is_closed_at_once(tmp_path):
+    s = Scenario(tmp_path, tax_19())
+    lines = [line("T1", "1", "10"), line("T2", "-1", "10")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoices"), "invoice_id", "gross_amount") == [("T-2026-0001", "0")]
+    assert s.rows("journal_entries") == []  # nothing to book
+    assert s.state("SELECT amount_open, closed_on FROM open_items") == [
+        (__import__("decimal").Decimal("0.0000"), __import__("datetime").date(2026, 3, 2))]

@@ -46,6 +46,7 @@ CREATE OR REPLACE TEMP TABLE inv_candidates AS
 SELECT {_COLUMNS}, 'drop' AS origin, CAST(NULL AS DATE) AS held_since FROM drop_transactions
 UNION ALL
 SELECT {_COLUMNS}, 'held' AS origin, held_since FROM state.held_lines
+WHERE txn_id NOT IN (SELECT txn_id FROM drop_transactions)
 """
 
 TAXED = """
@@ -53,7 +54,10 @@ CREATE OR REPLACE TEMP TABLE inv_taxed AS
 SELECT t.*, :rule AS tax_rule, :matches AS tax_matches, :hits AS tax_hits, :note AS tax_note
 FROM (
   SELECT l.* REPLACE (coalesce(l.ship_to_country, c.country) AS ship_to_country,
-                      coalesce(l.ship_to_region, c.region) AS ship_to_region)
+                      coalesce(l.ship_to_region,
+                               CASE WHEN coalesce(l.ship_to_country, c.country) = c.country
+                                    THEN c.region END) AS ship_to_region),
+         l.ship_to_country AS sent_ship_to_country, l.ship_to_region AS sent_ship_to_region
   FROM inv_candidates AS l JOIN state.customers AS c ON c.customer_id = l.customer_id
 ) AS t
 JOIN state.customers AS customer ON customer.customer_id = t.customer_id
@@ -116,8 +120,9 @@ FROM ranked
 HEADS = """
 CREATE OR REPLACE TEMP TABLE inv_heads AS
 SELECT h.*, :number AS invoice_id, CAST(:as_of AS DATE) AS invoice_date,
-       CAST(:as_of AS DATE) + CAST(coalesce(c.payment_terms_days, :net_days) AS INTEGER)
-         AS due_date
+       CASE WHEN h.document_type = 'credit_note' THEN CAST(:as_of AS DATE)
+            ELSE CAST(:as_of AS DATE)
+                 + CAST(coalesce(c.payment_terms_days, :net_days) AS INTEGER) END AS due_date
 FROM (
   SELECT *, row_number() OVER (PARTITION BY document_type
                                ORDER BY customer_id, currency, po_key) AS night_seq
@@ -343,7 +348,7 @@ def run(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Invoiced | None
 def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
          run_id: str) -> None:
     """Tonight's invoices into the subledger: open items, numbers, processed and held lines."""
-    executor.query(_OPEN, [as_of])
+    executor.query(_OPEN)
     types = invoiced.invoices.column("document_type").to_pylist()
     for series, last in (("invoice", seq.last_invoice), ("credit_note", seq.last_credit_note)):
         if series in types:
@@ -357,14 +362,18 @@ def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
 _OPEN = """
 INSERT INTO state.open_items
 SELECT invoice_id, customer_id, document_type, invoice_date, due_date, currency, gross_amount,
-       gross_amount, 0, NULL, ?, NULL
+       gross_amount, 0, NULL, invoice_date, CASE WHEN gross_amount = 0 THEN invoice_date END
 FROM inv_heads"""
 _PROCESSED = """
 INSERT INTO state.processed_ids SELECT 'txn', txn_id, ?, ? FROM inv_lines_final"""
+# Every held line was a candidate tonight: the held set becomes tonight's inv_held.
 _UNHOLD = """
-DELETE FROM state.held_lines WHERE txn_id IN (SELECT txn_id FROM inv_lines_final)"""
+DELETE FROM state.held_lines"""
+_HELD_COLUMNS = _COLUMNS.replace("ship_to_country, ship_to_region",
+                                 "sent_ship_to_country, sent_ship_to_region")
 _HOLD = f"""
-INSERT INTO state.held_lines SELECT {_COLUMNS}, ? FROM inv_held WHERE origin = 'drop'"""
+INSERT INTO state.held_lines
+SELECT {_HELD_COLUMNS}, coalesce(held_since, ?) FROM inv_held"""
 
 
 def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
@@ -384,7 +393,7 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
                 "error", "TAX_AMBIGUOUS", "invoicing", "transaction", line["txn_id"],
                 f"rules {line['tax_hits']} of tax.yaml all match line {line['txn_id']} ({where})"
                 f" under hit_policy unique; held back since {since}, retried every night",
-                rule_id=line["tax_hits"], rule_ref=table.ref.rule_ref,
+                rule_id=line["tax_hits"].split(", ")[0], rule_ref=table.ref.rule_ref,
                 details={**details, "matched": line["tax_hits"].split(", ")}))
         else:
             out.append(Problem(

@@ -107,9 +107,12 @@ def number_expr(fmt: str, year: int | None, seq: exp.Expression) -> exp.Expressi
     """The document number of sequence `seq`, as SQL: prefix || lpad(seq) || suffix."""
     before, width, after = number_parts(fmt, year)
     text = exp.cast(seq, "VARCHAR")
-    if width:
-        text = exp.Pad(this=text, expression=exp.Literal.number(width),
-                       fill_pattern=exp.Literal.string("0"), is_left=True)
+    if width:  # LPAD cuts a longer text: a number past the padding keeps all its digits
+        padded = exp.Pad(this=text.copy(), expression=exp.Literal.number(width),
+                         fill_pattern=exp.Literal.string("0"), is_left=True)
+        longer = exp.GTE(this=exp.Length(this=text.copy()),
+                         expression=exp.Literal.number(width))
+        text = exp.Case(ifs=[exp.If(this=longer, true=text)], default=padded)
     return exp.DPipe(this=exp.DPipe(this=exp.Literal.string(before), expression=text),
                      expression=exp.Literal.string(after))
 
