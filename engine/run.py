@@ -179,6 +179,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
             outputs["journal_entries"] = with_run_id(entries, tables.OUTPUTS["journal_entries"],
                                                      run_id)
             problems += invoicing.held_problems(invoiced.held, table)
+            problems += invoicing.future_problems(transactions, as_of)
             invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
             kinds = invoiced.invoices.column("document_type").to_pylist()
             counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
@@ -220,6 +221,12 @@ def _already_run(store: StateStore, as_of: dt.date, rules_digest: str, inputs_di
     """The same night again: unchanged (exit 0). A changed one: refused (exit 3)."""
     previous = store.run_for(as_of)
     if previous is None:
+        latest = store.latest_as_of()
+        if latest is not None and as_of < latest:
+            raise DropRefused([Diagnostic(
+                "E312", f"{as_of} is before {latest}, the client's latest night",
+                hint="nights are run in date order: numbers, dunning and aging build on "
+                     "the night before")])
         return None
     if (previous.rules_digest, previous.inputs_digest) == (rules_digest, inputs_digest):
         logger.info(f"{as_of} was already run as {previous.run_id} with these files and rules; "

@@ -108,6 +108,9 @@ class StateStore:
             [as_of])
         return _record(rows[0]) if rows else None
 
+    def latest_as_of(self) -> dt.date | None:
+        return self.x.query("SELECT max(as_of) FROM state.runs")[0][0]
+
     def log_run(self, record: RunRecord) -> None:
         self.x.query(
             "INSERT INTO state.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -319,3 +319,15 @@ def test_a_document_that_nets_to_zero_is_closed_at_once(tmp_path):
     assert s.rows("journal_entries") == []  # nothing to book
     assert s.state("SELECT amount_open, closed_on FROM open_items") == [
         (__import__("decimal").Decimal("0.0000"), __import__("datetime").date(2026, 3, 2))]
+
+
+def test_nights_run_in_date_order_and_future_lines_are_flagged(tmp_path):
+    s = Scenario(tmp_path, tax_19())
+    assert s.night("2026-03-02", customers=[CUSTOMER],
+                   transactions=[line("T1", "1", "1", txn_date="2026-09-01")]) == 0
+    (problem,) = s.rows("exceptions")
+    assert (problem["severity"], problem["code"], problem["entity_id"]) == (
+        "warning", "FUTURE_DATED", "T1")
+    assert s.night("2026-03-04", transactions=[line("T2", "1", "1")]) == 0
+    assert s.night("2026-03-03", transactions=[line("T3", "1", "1")]) == 3
+    assert s.state("SELECT count(*) FROM runs") == [(2,)]

@@ -86,3 +86,44 @@ def test_the_shipped_clients_pass_every_tax_check():
     from conftest import ROOT
     for client in ("nordwind", "lakeshore"):
         assert load_ruleset(ROOT / "rules" / client).warnings == []
+
+
+def test_gaps_are_found_by_meaning_and_rates_keep_six_places(client_dir):
+    rules = """\
+  - {id: a, when: 'tax_category == "x" and ship_to_country == "DE"', code: S, rate: 19%, valid_to: "2025-12-31"}
+  - {id: b, when: 'ship_to_country == "DE" and tax_category == "x"', code: R, rate: 7%, valid_from: "2026-01-05"}
+  - {id: rest, when: 'true', code: S, rate: 19%}
+"""
+    ruleset = _load(client_dir, "first", rules)
+    assert [d.code for d in ruleset.warnings] == ["W404"]
+    with pytest.raises(RuleError) as exc:
+        _load(client_dir, "first", "  - {id: odd, when: 'true', code: S, rate: 8.87525%}\n")
+    assert _codes(exc.value.diagnostics) == [
+        ("E406", 6, "rate 8.87525% of rule odd has more than four decimal places of a percent")]
+
+
+def test_a_tax_code_without_its_own_account_is_reported(client_dir):
+    extra = """\
+    accounts:
+      ar_control: "1400"
+      cash: "1200"
+      revenue: "8400"
+      tax_payable: {default: "1776", by: {"DE-*": "1776"}}
+      write_off: "2400"
+      unapplied_cash: "1590"
+      dunning_fees: "2700"
+      interest_income: "2650"
+    """
+    folder = client_dir(tax_yaml=HEAD.format(policy="first") + """\
+  - {id: de, when: 'ship_to_country == "DE"', code: DE-STD, rate: 19%}
+  - {id: be, when: 'ship_to_country == "BE"', code: OSS-BE, rate: 21%}
+  - {id: rc, when: 'true', code: RC, rate: 0%}
+""")
+    text = (folder / "client.yaml").read_text()
+    start, end = text.index("accounts:"), text.index("max_reject_ratio")
+    import textwrap
+    (folder / "client.yaml").write_text(text[:start] + textwrap.dedent(extra) + text[end:])
+    ruleset = load_ruleset(folder)
+    assert _codes(ruleset.warnings) == [(
+        "W405", 7, "tax code OSS-BE of rule be has no account under accounts.tax_payable.by; "
+                   "its tax books to the default 1776")]

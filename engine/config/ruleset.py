@@ -84,7 +84,8 @@ def _tax_checks(ruleset: RuleSet) -> list[Diagnostic]:
     from engine.config.tax import tax_table
     from engine.config.taxcheck import check_tax
 
-    return check_tax(tax_table(ruleset), ruleset.client.sets)
+    return check_tax(tax_table(ruleset), ruleset.client.sets,
+                     ruleset.client.accounts.tax_payable)
 
 
 # Checks that need the whole, compiled rule set; each returns diagnostics.

@@ -10,8 +10,11 @@ Each check is a small function of the tax table returning diagnostics:
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from collections.abc import Callable
+from decimal import Decimal
 
+from engine.config.client import Account
 from engine.config.constraints import Term, terms, with_window
 from engine.config.tax import TaxRule, TaxTable
 from engine.dsl.compile import to_sql
@@ -70,12 +73,21 @@ def check_shadowed(table: TaxTable, sets: dict) -> list[Diagnostic]:
     return out
 
 
+def _condition_key(rule: TaxRule, sets: dict) -> str:
+    """Rules with the same meaning share a key (`a and b` is `b and a`); a condition
+    the analysis cannot read is keyed by its SQL text."""
+    found = terms(rule.when.node, sets)
+    if any(t.unknown for t in found):
+        return "sql:" + to_sql(rule.when.sql)
+    return repr(sorted(repr(sorted(t.fields.items())) for t in found))
+
+
 def check_gaps(table: TaxTable, sets: dict) -> list[Diagnostic]:
     """Rules with the same condition, one after the other in time, must leave no gap."""
     out = []
     groups: dict[str, list[TaxRule]] = {}
     for rule in table.rules:
-        groups.setdefault(to_sql(rule.when.sql), []).append(rule)
+        groups.setdefault(_condition_key(rule, sets), []).append(rule)
     for rules in groups.values():
         for rule in rules:
             if rule.valid_from is None:
@@ -96,12 +108,40 @@ def check_gaps(table: TaxTable, sets: dict) -> list[Diagnostic]:
     return out
 
 
+def check_rates(table: TaxTable, sets: dict) -> list[Diagnostic]:
+    """A rate is kept to six places of its fraction (four of a percent)."""
+    fine = Decimal("0.000001")
+    return [Diagnostic("E406", f"rate {(r.rate * 100).normalize():f}% of rule {r.id} has more "
+                               "than four decimal places of a percent", r.ref)
+            for r in table.rules if r.rate != r.rate.quantize(fine)]
+
+
 TAX_CHECKS: tuple[Callable[[TaxTable, dict], list[Diagnostic]], ...] = (
-    check_overlaps, check_never_match, check_shadowed, check_gaps,
+    check_overlaps, check_never_match, check_shadowed, check_gaps, check_rates,
 )
 
 
-def check_tax(table: TaxTable | None, sets: dict) -> list[Diagnostic]:
+def check_tax(table: TaxTable | None, sets: dict, accounts: Account | None = None,
+              ) -> list[Diagnostic]:
     if table is None:
         return []
-    return [d for check in TAX_CHECKS for d in check(table, sets)]
+    found = [d for check in TAX_CHECKS for d in check(table, sets)]
+    return found + (check_tax_accounts(table, accounts) if accounts else [])
+
+
+def check_tax_accounts(table: TaxTable, accounts: Account) -> list[Diagnostic]:
+    """A tax code with no account of its own books to the default: say so, once a code."""
+    if not accounts.by:
+        return []
+    out, seen = [], set()
+    for rule in table.rules:
+        if rule.code in seen or rule.rate == 0:
+            continue
+        seen.add(rule.code)
+        if not any(fnmatch.fnmatchcase(rule.code, m.key) for m in accounts.by):
+            out.append(Diagnostic(
+                "W405", f"tax code {rule.code} of rule {rule.id} has no account under "
+                        f"accounts.tax_payable.by; its tax books to the default {accounts.default}",
+                rule.ref, "map the code in client.yaml if that is not intended",
+                severity="warning"))
+    return out

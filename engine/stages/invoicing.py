@@ -401,3 +401,16 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
                 f"no rule of tax.yaml matches line {line['txn_id']} ({where}); held back since "
                 f"{since}, retried every night", rule_ref=table.ref.rule_ref, details=details))
     return out
+
+
+def future_problems(transactions: pa.Table, as_of: dt.date) -> list[Problem]:
+    """A warning for each line dated after the night: it is billed, by its own date's rules."""
+    out = []
+    for line in transactions.to_pylist():
+        if line["txn_date"] > as_of:
+            out.append(Problem(
+                "warning", "FUTURE_DATED", "invoicing", "transaction", line["txn_id"],
+                f"line {line['txn_id']} is dated {line['txn_date']}, after the as-of date "
+                f"{as_of}; it is invoiced tonight under the tax rules of its own date",
+                details={"txn_id": line["txn_id"], "txn_date": line["txn_date"]}))
+    return out
