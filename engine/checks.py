@@ -27,6 +27,7 @@ from engine.executor import Executor
 from engine.readers import ROW
 
 FILE = "__file"
+MAX_LINE_AMOUNT = 10**12  # a line's amount; invoices of many lines still fit DECIMAL(18,4)
 _CURRENCY_COLUMNS = {"currency", "from_currency", "to_currency"}
 _COUNTRY_COLUMNS = {"country", "ship_to_country"}
 _REGION_COLUMNS = {"region", "ship_to_region"}
@@ -180,6 +181,13 @@ def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
     if (table, name) in positive:
         above_zero = exp.GT(this=value, expression=exp.Literal.number(0))
         checks.append(Check(name, exp.or_(null, above_zero), "must be greater than zero"))
+    if (table, name) == ("transactions", "unit_price"):
+        product = exp.Abs(this=exp.Mul(this=exp.cast(_col("quantity"), "DECIMAL(38,6)"),
+                                       expression=exp.cast(value.copy(), "DECIMAL(38,6)")))
+        fits = exp.LT(this=product, expression=exp.Literal.number(MAX_LINE_AMOUNT))
+        unknown = exp.Is(this=_col("quantity"), expression=exp.null())
+        checks.append(Check(name, exp.or_(null.copy(), unknown, fits),
+                            f"quantity x unit_price must stay below {MAX_LINE_AMOUNT:,}"))
     if (table, name) == ("customers", "payment_terms_days"):
         not_negative = exp.GTE(this=value, expression=exp.Literal.number(0))
         checks.append(Check(name, exp.or_(null, not_negative), "must not be negative"))

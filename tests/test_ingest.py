@@ -298,3 +298,13 @@ def test_a_one_column_header_suggests_the_delimiter(client_dir, drop_dir):
     result = _ingest(client_dir(), drop_dir(customers__csv=rows))
     assert result.file("customers.csv").problem.endswith(
         "(the header is one column: is the delimiter ';'? set it under inputs:)")
+
+
+def test_a_line_too_large_for_the_books_is_rejected_not_a_crash(client_dir, drop_dir):
+    rows = ("txn_id,customer_id,txn_date,product_code,quantity,unit_price,currency\n"
+            "T1,C1,2026-03-01,P,50000,4000000000,EUR\nT2,C1,2026-03-01,P,2,3.5,EUR\n")
+    result = _ingest(client_dir(), drop_dir(customers__csv=CUSTOMERS_CSV, transactions__csv=rows))
+    assert result.tables["transactions"].column("txn_id").to_pylist() == ["T2"]
+    assert _rejects(result)[0][1:5] == (
+        1, "unit_price", "4000000000",
+        "unit_price: quantity x unit_price must stay below 1,000,000,000,000")
