@@ -20,6 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine.config.ruleset import RuleSet
@@ -406,7 +407,8 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
 def future_problems(transactions: pa.Table, as_of: dt.date) -> list[Problem]:
     """A warning for each line dated after the night: it is billed, by its own date's rules."""
     out = []
-    for line in transactions.to_pylist():
+    future = transactions.filter(pc.greater(transactions.column("txn_date"), as_of))
+    for line in future.select(["txn_id", "txn_date"]).to_pylist():
         if line["txn_date"] > as_of:
             out.append(Problem(
                 "warning", "FUTURE_DATED", "invoicing", "transaction", line["txn_id"],
