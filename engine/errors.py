@@ -33,11 +33,6 @@ class SourceRef:
         """The short `file:line` printed in output rows (`tax.yaml:14`)."""
         return f"{Path(self.file).name}:{self.line}"
 
-    def shifted(self, line: int, col: int, length: int = 1) -> SourceRef:
-        """The place `line`/`col` (1-based) inside a text that starts here."""
-        if line == 1:
-            return SourceRef(self.file, self.line, self.col + col - 1, length)
-        return SourceRef(self.file, self.line + line - 1, col, length)
 
 
 @dataclass(frozen=True)

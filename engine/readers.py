@@ -239,12 +239,11 @@ def _json_record(line: bytes) -> dict | str:
 
 
 def _json_text(value: object) -> str | None:
+    """A plain JSON value as text (records with lists or objects are rejected before)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
     return str(value)
 
 

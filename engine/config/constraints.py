@@ -10,7 +10,7 @@ term with an unknown atom proves nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -288,6 +288,3 @@ def with_window(term: Term, valid_from: dt.date | None, valid_to: dt.date | None
     window = Domain(null=False, low=valid_from, high=valid_to)
     return term.meet(Term({"txn_date": window}))
 
-
-def without_unknown(term: Term) -> Term:
-    return replace(term, unknown=())

@@ -103,13 +103,6 @@ class Call:
 Node = Literal | Field | Neg | Not | BinOp | InList | InSet | Between | IsNull | If | Call
 
 
-def walk(node: Node):
-    """Every node of the tree, parents first."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
-
-
 def children(node: Node) -> tuple[Node, ...]:
     match node:
         case Neg(operand=o) | Not(operand=o) | IsNull(operand=o) | InSet(operand=o):

@@ -2,7 +2,7 @@
 
 Portable choices (see the README's design notes): day differences are
 `exp.DateDiff`, decimal division is exact (scaled integer division, never the
-DOUBLE that DuckDB gives for DECIMAL / DECIMAL), `as_of` is a placeholder bound
+binary floating point that DuckDB gives for DECIMAL / DECIMAL), `as_of` is a placeholder bound
 when the run starts, and client constants are inlined as literals.
 """
 
@@ -73,7 +73,7 @@ def exact_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
     """left / right as a DECIMAL with `scale` places, truncated; x / 0 is null.
 
     A marker that `to_sql` renders per dialect: on DuckDB (whose DECIMAL / DECIMAL
-    is a DOUBLE) as integer division of the operands scaled to whole numbers.
+    is binary floating point) as integer division of the operands scaled to whole numbers.
     """
     return exp.Anonymous(this=_DIV, expressions=[
         left, right, exp.Literal.number(operand_scale), exp.Literal.number(scale)])
