@@ -28,6 +28,7 @@ from engine.config.tax import TaxRule, TaxTable, tax_table
 from engine.dsl.compile import bind_as_of, exact_div, literal
 from engine.exceptions import Problem
 from engine.executor import Executor
+from engine.stages import invoicing_sql as sql_text
 from engine.stages.sql import (
     Statement,
     currency_rows,
@@ -38,111 +39,6 @@ from engine.stages.sql import (
     trunc_minor,
     unit_of,
 )
-
-_COLUMNS = ("txn_id, customer_id, txn_date, product_code, description, quantity, unit_price, "
-            "currency, tax_category, po_number, ship_to_country, ship_to_region")
-
-CANDIDATES = f"""
-CREATE OR REPLACE TEMP TABLE inv_candidates AS
-SELECT {_COLUMNS}, 'drop' AS origin, CAST(NULL AS DATE) AS held_since FROM drop_transactions
-UNION ALL
-SELECT {_COLUMNS}, 'held' AS origin, held_since FROM state.held_lines
-WHERE txn_id NOT IN (SELECT txn_id FROM drop_transactions)
-"""
-
-TAXED = """
-CREATE OR REPLACE TEMP TABLE inv_taxed AS
-SELECT t.*, :rule AS tax_rule, :matches AS tax_matches, :hits AS tax_hits, :note AS tax_note
-FROM (
-  SELECT l.* REPLACE (coalesce(l.ship_to_country, c.country) AS ship_to_country,
-                      coalesce(l.ship_to_region,
-                               CASE WHEN coalesce(l.ship_to_country, c.country) = c.country
-                                    THEN c.region END) AS ship_to_region),
-         l.ship_to_country AS sent_ship_to_country, l.ship_to_region AS sent_ship_to_region
-  FROM inv_candidates AS l JOIN state.customers AS c ON c.customer_id = l.customer_id
-) AS t
-JOIN state.customers AS customer ON customer.customer_id = t.customer_id
-"""
-
-HELD = """
-CREATE OR REPLACE TEMP TABLE inv_held AS
-SELECT * FROM inv_taxed WHERE :held
-"""
-
-AMOUNTS = """
-CREATE OR REPLACE TEMP TABLE inv_amounts AS
-SELECT x.*, :exact AS tax_exact
-FROM (
-  SELECT l.*, coalesce(l.po_number, '') AS po_key, r.code AS tax_code, r.rate AS tax_rate,
-         r.rule_id, r.rule_ref, cur.minor,
-         row_number() OVER (PARTITION BY l.customer_id, l.currency, coalesce(l.po_number, '')
-                            ORDER BY l.txn_date, l.txn_id) AS line_no,
-         :base AS base_amount
-  FROM inv_taxed AS l
-  JOIN tax_rules AS r ON r.idx = l.tax_rule
-  JOIN currencies AS cur ON cur.code = l.currency
-  WHERE NOT (:held)
-) AS x
-"""
-
-LINE_TAX = """
-CREATE OR REPLACE TEMP TABLE inv_lines_taxed AS
-SELECT a.*, :tax AS tax_amount FROM inv_amounts AS a
-"""
-
-INVOICE_TAX = """
-CREATE OR REPLACE TEMP TABLE inv_lines_taxed AS
-WITH grouped AS (
-  SELECT a.*,
-         :group_tax AS group_tax,
-         sum(:trunc) OVER g AS group_trunc,
-         :trunc AS tax_trunc,
-         a.tax_exact - :trunc AS tax_rem,
-         :unit AS unit
-  FROM (SELECT *, sum(tax_exact) OVER g2 AS exact_sum, sum(base_amount) OVER g2 AS base_sum
-        FROM inv_amounts WINDOW g2 AS (PARTITION BY customer_id, currency, po_key, tax_code,
-                                                   tax_rate)) AS a
-  WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)
-), spread AS (
-  SELECT *, CAST((group_tax - group_trunc) / unit AS BIGINT) AS units FROM grouped
-), ranked AS (
-  SELECT *, row_number() OVER (
-           PARTITION BY customer_id, currency, po_key, tax_code, tax_rate
-           ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
-  FROM spread
-)
-SELECT * EXCLUDE (group_tax, group_trunc, tax_trunc, tax_rem, unit, units, rem_rank,
-                  exact_sum, base_sum),
-       CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
-            AS DECIMAL(18,4)) AS tax_amount
-FROM ranked
-"""
-
-HEADS = """
-CREATE OR REPLACE TEMP TABLE inv_heads AS
-SELECT h.*, :number AS invoice_id, CAST(:as_of AS DATE) AS invoice_date,
-       CASE WHEN h.document_type = 'credit_note' THEN CAST(:as_of AS DATE)
-            ELSE CAST(:as_of AS DATE)
-                 + CAST(coalesce(c.payment_terms_days, :net_days) AS INTEGER) END AS due_date
-FROM (
-  SELECT *, row_number() OVER (PARTITION BY document_type
-                               ORDER BY customer_id, currency, po_key) AS night_seq
-  FROM (
-    SELECT customer_id, currency, po_key, max(po_number) AS po_number,
-           sum(net_amount) AS net_amount, sum(tax_amount) AS tax_amount,
-           sum(net_amount) + sum(tax_amount) AS gross_amount,
-           CASE WHEN sum(net_amount) + sum(tax_amount) < 0 THEN 'credit_note'
-                ELSE 'invoice' END AS document_type
-    FROM inv_lines_final GROUP BY customer_id, currency, po_key
-  )
-) AS h
-JOIN state.customers AS c ON c.customer_id = h.customer_id
-"""
-
-FINAL = """
-CREATE OR REPLACE TEMP TABLE inv_lines_final AS
-SELECT *, :net AS net_amount FROM inv_lines_taxed
-"""
 
 
 @dataclass(frozen=True)
@@ -224,29 +120,29 @@ def plan(ruleset: RuleSet, sequences: Sequences | None = None) -> list[Statement
     amounts = _amount_exprs(table, rounding)
     a_minor = exp.column("minor", table="a")
     statements = [
-        Statement("inv_candidates", template(CANDIDATES)),
-        Statement("inv_taxed", template(TAXED, **_decision(table))),
-        Statement("inv_held", template(HELD, held=held)),
-        Statement("inv_amounts", template(AMOUNTS, held=held.copy(), base=amounts["base"],
-                                          exact=amounts["exact"])),
+        Statement("inv_candidates", template(sql_text.CANDIDATES)),
+        Statement("inv_taxed", template(sql_text.TAXED, **_decision(table))),
+        Statement("inv_held", template(sql_text.HELD, held=held)),
+        Statement("inv_amounts", template(sql_text.AMOUNTS, held=held.copy(),
+                                          base=amounts["base"], exact=amounts["exact"])),
     ]
     if table.rounding_level == "line":
         tax = round_minor(exp.column("tax_exact", table="a"), a_minor, rounding)
-        statements.append(Statement("inv_lines_taxed", template(LINE_TAX, tax=tax)))
+        statements.append(Statement("inv_lines_taxed", template(sql_text.LINE_TAX, tax=tax)))
     else:
         group_sum = exp.column("base_sum", table="a")
         group_exact = _exact_tax(group_sum, exp.column("tax_rate", table="a"),
                                  table.prices_include_tax)
         statements.append(Statement("inv_lines_taxed", template(
-            INVOICE_TAX, group_tax=round_minor(group_exact, a_minor, rounding),
+            sql_text.INVOICE_TAX, group_tax=round_minor(group_exact, a_minor, rounding),
             trunc=trunc_minor(exp.column("tax_exact", table="a"), a_minor),
             unit=unit_of(a_minor))))
     net = exp.column("base_amount")
     if table.prices_include_tax:
         net = exp.cast(exp.Sub(this=net, expression=exp.column("tax_amount")), "DECIMAL(18,4)")
-    statements.append(Statement("inv_lines_final", template(FINAL, net=net)))
+    statements.append(Statement("inv_lines_final", template(sql_text.FINAL, net=net)))
     statements.append(Statement("inv_heads", template(
-        HEADS, number=_numbers(client, sequences), net_days=client.net_days)))
+        sql_text.HEADS, number=_numbers(client, sequences), net_days=client.net_days)))
     return statements
 
 
@@ -276,30 +172,6 @@ def rules_table(ruleset: RuleSet) -> pa.Table:
         "code": pa.array([r.code for r in rules], pa.string()),
         "rate": pa.array([r.rate for r in rules], pa.decimal128(9, 6)),
     })
-
-
-INVOICES = """
-SELECT invoice_id, document_type, customer_id, invoice_date, due_date, currency, net_amount,
-       tax_amount, gross_amount, po_number
-FROM inv_heads ORDER BY document_type DESC, night_seq
-"""
-
-LINES = """
-SELECT h.invoice_id, l.line_no, l.txn_id, l.product_code, l.description, l.quantity,
-       l.unit_price, l.net_amount, l.tax_code, l.tax_rate, l.tax_amount, l.tax_note,
-       l.rule_id, l.rule_ref
-FROM inv_lines_final AS l
-JOIN inv_heads AS h ON h.customer_id = l.customer_id AND h.currency = l.currency
-                   AND h.po_key = l.po_key
-ORDER BY h.document_type DESC, h.night_seq, l.line_no
-"""
-
-HELD_ROWS = """
-SELECT txn_id, customer_id, txn_date, product_code, description, quantity, unit_price, currency,
-       tax_category, po_number, ship_to_country, ship_to_region, origin, held_since, tax_matches,
-       tax_hits
-FROM inv_held ORDER BY txn_id
-"""
 
 
 @dataclass
@@ -342,39 +214,22 @@ def run(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Invoiced | None
         ("code", "minor"), map(list, zip(*currency_rows(), strict=True)), strict=True))))
     for statement in statements:
         executor.execute(bind_as_of(statement.tree, as_of))
-    return Invoiced(executor.fetch(INVOICES), executor.fetch(LINES), executor.fetch(HELD_ROWS),
-                    seq)
+    return Invoiced(executor.fetch(sql_text.INVOICES), executor.fetch(sql_text.LINES),
+                    executor.fetch(sql_text.HELD_ROWS), seq)
 
 
 def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
          run_id: str) -> None:
     """Tonight's invoices into the subledger: open items, numbers, processed and held lines."""
-    executor.query(_OPEN)
+    executor.query(sql_text.OPEN)
     types = invoiced.invoices.column("document_type").to_pylist()
     for series, last in (("invoice", seq.last_invoice), ("credit_note", seq.last_credit_note)):
         if series in types:
             executor.query("INSERT OR REPLACE INTO state.sequences VALUES (?, ?, ?)",
                            [series, seq.year, last + types.count(series)])
-    executor.query(_PROCESSED, [as_of, run_id])
-    executor.query(_UNHOLD)
-    executor.query(_HOLD, [as_of])
-
-
-_OPEN = """
-INSERT INTO state.open_items
-SELECT invoice_id, customer_id, document_type, invoice_date, due_date, currency, gross_amount,
-       gross_amount, 0, NULL, invoice_date, CASE WHEN gross_amount = 0 THEN invoice_date END
-FROM inv_heads"""
-_PROCESSED = """
-INSERT INTO state.processed_ids SELECT 'txn', txn_id, ?, ? FROM inv_lines_final"""
-# Every held line was a candidate tonight: the held set becomes tonight's inv_held.
-_UNHOLD = """
-DELETE FROM state.held_lines"""
-_HELD_COLUMNS = _COLUMNS.replace("ship_to_country, ship_to_region",
-                                 "sent_ship_to_country, sent_ship_to_region")
-_HOLD = f"""
-INSERT INTO state.held_lines
-SELECT {_HELD_COLUMNS}, coalesce(held_since, ?) FROM inv_held"""
+    executor.query(sql_text.PROCESSED, [as_of, run_id])
+    executor.query(sql_text.UNHOLD)
+    executor.query(sql_text.HOLD, [as_of])
 
 
 def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
