@@ -331,3 +331,17 @@ def test_nights_run_in_date_order_and_future_lines_are_flagged(tmp_path):
     assert s.night("2026-03-04", transactions=[line("T2", "1", "1")]) == 0
     assert s.night("2026-03-03", transactions=[line("T3", "1", "1")]) == 3
     assert s.state("SELECT count(*) FROM runs") == [(2,)]
+
+
+def test_a_held_line_is_not_billed_in_a_currency_its_customer_no_longer_uses(tmp_path):
+    s = Scenario(tmp_path, UNIQUE)
+    assert s.night("2026-03-02", customers=[CUSTOMER],
+                   transactions=[line("T1", "1", "10", ship_to_country="FR")]) == 0
+    (s.rules / "tax.yaml").write_text(UNIQUE + "  - {id: fr, when: 'ship_to_country == \"FR\"', "
+                                               "code: FR, rate: 20%}\n")
+    assert s.night("2026-03-03", customers=[{**CUSTOMER, "currency": "USD"}]) == 0
+    assert s.rows("invoices") == []
+    (problem,) = s.rows("exceptions")
+    assert (problem["code"], problem["entity_id"]) == ("CURRENCY_CHANGED", "T1")
+    assert problem["message"] == ("line T1 is in EUR, but customer C1 bills in USD now; held "
+                                  "back since 2026-03-02: send it again in USD")

@@ -82,11 +82,14 @@ def _decision(table: TaxTable) -> dict[str, exp.Expression]:
 
 
 def _held(table: TaxTable) -> exp.Expression:
+    """No rule; two rules under `unique`; or (a line held from an earlier night) a
+    customer who bills in another currency by now."""
     unmatched = exp.Is(this=exp.column("tax_rule"), expression=exp.null())
+    moved = exp.NEQ(this=exp.column("currency"), expression=exp.column("customer_currency"))
     if table.hit_policy == "unique":
         return exp.or_(unmatched, exp.GT(this=exp.column("tax_matches"),
-                                         expression=exp.Literal.number(1)))
-    return unmatched
+                                         expression=exp.Literal.number(1)), moved)
+    return exp.or_(unmatched, moved)
 
 
 def _amount_exprs(table: TaxTable, rounding: str) -> dict[str, exp.Expression]:
@@ -244,7 +247,14 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
                    "customer_id": line["customer_id"], "ship_to_country": line["ship_to_country"],
                    "ship_to_region": line["ship_to_region"],
                    "tax_category": line["tax_category"], "txn_date": line["txn_date"]}
-        if line["tax_matches"] > 1:
+        if line["currency"] != line["customer_currency"]:
+            out.append(Problem(
+                "error", "CURRENCY_CHANGED", "invoicing", "transaction", line["txn_id"],
+                f"line {line['txn_id']} is in {line['currency']}, but customer "
+                f"{line['customer_id']} bills in {line['customer_currency']} now; held back "
+                f"since {since}: send it again in {line['customer_currency']}",
+                details=details))
+        elif line["tax_matches"] > 1:
             out.append(Problem(
                 "error", "TAX_AMBIGUOUS", "invoicing", "transaction", line["txn_id"],
                 f"rules {line['tax_hits']} of tax.yaml all match line {line['txn_id']} ({where})"

@@ -18,7 +18,8 @@ WHERE txn_id NOT IN (SELECT txn_id FROM drop_transactions)
 
 TAXED = """
 CREATE OR REPLACE TEMP TABLE inv_taxed AS
-SELECT t.*, :rule AS tax_rule, :matches AS tax_matches, :hits AS tax_hits, :note AS tax_note
+SELECT t.*, :rule AS tax_rule, :matches AS tax_matches, :hits AS tax_hits, :note AS tax_note,
+       customer.currency AS customer_currency
 FROM (
   SELECT l.* REPLACE (coalesce(l.ship_to_country, c.country) AS ship_to_country,
                       coalesce(l.ship_to_region,
@@ -129,7 +130,7 @@ ORDER BY h.document_type DESC, h.night_seq, l.line_no
 HELD_ROWS = """
 SELECT txn_id, customer_id, txn_date, product_code, description, quantity, unit_price, currency,
        tax_category, po_number, ship_to_country, ship_to_region, origin, held_since, tax_matches,
-       tax_hits
+       tax_hits, customer_currency
 FROM inv_held ORDER BY txn_id
 """
 
