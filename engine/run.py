@@ -38,6 +38,7 @@ from engine.output import (
     write_table,
 )
 from engine.references import check_references
+from engine.report import render_exceptions
 from engine.stages import invoicing, journal, subledger
 from engine.state import RunRecord, StateStore
 
@@ -148,7 +149,9 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         record = RunRecord(run_id, as_of, "done", ruleset.digest, inputs_digest, state_before,
                            state_after, started, "", {**manifest["counts"],
                                                       "folder": str(target)})
-        _commit(options, target, outputs, manifest, executor, store, record)
+        page = render_exceptions(outputs["exceptions"], ruleset, as_of.isoformat(), run_id)
+        pages = {"exceptions.html": (page, outputs["exceptions"].num_rows)}
+        _commit(options, target, outputs, manifest, executor, store, record, pages)
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
         return RunResult("done", client, as_of, run_id, target, manifest["counts"])
@@ -271,19 +274,25 @@ def _manifest(ruleset: RuleSet, as_of: dt.date, run_id: str, drop: Drop, started
     }
 
 
-def _write_tables(folder: Path, outputs: dict[str, pa.Table], fmt: str, manifest: dict) -> None:
+def _write_tables(folder: Path, outputs: dict[str, pa.Table], fmt: str, manifest: dict,
+                  pages: dict[str, tuple[str, int]] | None = None) -> None:
     for name, table in outputs.items():
         path = write_table(table, folder, name, fmt)
         manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": table.num_rows}
+    for name, (text, count) in (pages or {}).items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        manifest["outputs"][name] = {"sha256": sha256_of(path), "rows": count}
     manifest["finished_at"] = _now()
     write_manifest(folder, manifest)
 
 
 def _commit(options: RunOptions, target: Path, outputs: dict[str, pa.Table], manifest: dict,
-            executor: DuckDBExecutor, store: StateStore, record: RunRecord) -> None:
+            executor: DuckDBExecutor, store: StateStore, record: RunRecord,
+            pages: dict[str, tuple[str, int]]) -> None:
     staging = staging_folder(target, record.run_id)
     try:
-        _write_tables(staging, outputs, options.fmt, manifest)
+        _write_tables(staging, outputs, options.fmt, manifest, pages)
         store.log_run(RunRecord(**{**record.__dict__, "finished_at": manifest["finished_at"]}))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

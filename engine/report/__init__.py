@@ -1,0 +1,63 @@
+"""The exception report: one static page an auditor can read and filter.
+
+Rendered with jinja2, autoescaping everything it shows; no server and no network
+(styles and the filter script are inline). Each row shows the rule's source line
+and links to the rule file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+import pyarrow as pa
+
+from engine.config.ruleset import RuleSet
+from engine.errors import source_line
+
+FILTERS = ("severity", "code", "stage", "customer")
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("exceptions.html.j2")
+
+
+def _customer(row: dict) -> str | None:
+    if row.get("entity_type") == "customer":
+        return row.get("entity_id")
+    details = json.loads(row["details"]) if row.get("details") else {}
+    return details.get("customer_id")
+
+
+def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, str | None]:
+    """(the rule file's URI, the text of the referenced line) for `tax.yaml:11`."""
+    if not rule_ref or ":" not in rule_ref:
+        return None, None
+    name, _, line = rule_ref.rpartition(":")
+    path = ruleset.root / name
+    if not path.is_file() or not line.isdigit():
+        return None, None
+    return path.resolve().as_uri(), (source_line(str(path), int(line)) or "").strip()
+
+
+def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str, run_id: str) -> str:
+    """The page for one run's exceptions."""
+    rows = []
+    for row in exceptions.to_pylist():
+        href, text = _rule_source(ruleset, row.get("rule_ref"))
+        rows.append({**row, "customer": _customer(row), "rule_href": href, "rule_line": text})
+    counts = Counter((r["code"], r["severity"]) for r in rows)
+    filters = [(name, sorted({r[name] for r in rows if r[name]})) for name in FILTERS]
+    return _template().render(
+        client=ruleset.client.id, as_of=as_of, run_id=run_id, rules_digest=ruleset.digest,
+        rows=rows, filters=filters,
+        counts=[{"code": c, "severity": s, "count": n} for (c, s), n in sorted(
+            counts.items(), key=lambda kv: (_SEVERITY_ORDER.get(kv[0][1], 9), kv[0][0]))])

@@ -1,0 +1,99 @@
+"""exceptions.html: escaped, self-contained, and filtered in a real headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from scenario import CUSTOMER, Scenario, line
+
+TAX = """\
+kind: tax
+version: 1
+hit_policy: first
+rounding_level: line
+rules:
+  - {id: de, when: 'ship_to_country == "DE"', code: DE, rate: 19%}
+"""
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """A night with two errors (lines no rule matches) and one warning (a column named
+    like an HTML tag, which must show as text)."""
+    s = Scenario(tmp_path_factory.mktemp("report"), TAX)
+    customers = [{**CUSTOMER, HOSTILE: "x"}, {**CUSTOMER, "customer_id": "C2"}]
+    lines = [line("T1", "1", "10", ship_to_country="FR"), line("T2", "1", "10"),
+             line("T3", "1", "10", customer="C2", ship_to_country="AT")]
+    assert s.night("2026-03-02", customers=customers, transactions=lines) == 0
+    return s.tmp / "out" / "testco" / "2026-03-02" / "exceptions.html"
+
+
+class _Rows(HTMLParser):
+    """The body rows of #rows: their data attributes and whether they are hidden."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.shown = ""
+        self._in_shown = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-severity" in attrs:
+            self.rows.append(attrs)
+        self._in_shown = attrs.get("id") == "shown"
+
+    def handle_data(self, data):
+        if self._in_shown:
+            self.shown += data
+
+
+def _parse(html: str) -> _Rows:
+    parser = _Rows()
+    parser.feed(html)
+    return parser
+
+
+def test_the_page_escapes_everything_and_needs_no_network(report):
+    html = report.read_text()
+    assert HOSTILE not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert not re.search(r'(src|href)="https?:', html)  # no outside resources
+    rows = _parse(html).rows
+    assert sorted((r["data-severity"], r["data-code"]) for r in rows) == [
+        ("error", "TAX_NO_RULE"), ("error", "TAX_NO_RULE"), ("warning", "UNKNOWN_COLUMN")]
+    assert {r["data-customer"] for r in rows} == {"C1", "C2", ""}
+    assert html.count('href="file://') == 2  # the two rule references link to tax.yaml
+    assert "hit_policy: first" in html  # the rule's source line is shown
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed and could "
+                    "not be installed here (make test tries apt-get install chromium)")
+def test_a_filter_in_a_real_browser_shows_only_the_matching_rows(report, tmp_path):
+    url = report.resolve().as_uri() + "#severity=error&customer=C2"
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([_chromium(), *BROWSER_FLAGS, *profile, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    page = _parse(dom)
+    visible = [r for r in page.rows if "hidden" not in r]
+    assert [(r["data-severity"], r["data-customer"]) for r in visible] == [("error", "C2")]
+    assert page.shown.strip() == "1 of 3 shown"
+    shot = tmp_path / "exceptions.png"
+    subprocess.run([_chromium(), *BROWSER_FLAGS, *profile, "--window-size=1400,600",
+                    f"--screenshot={shot}", url], capture_output=True, timeout=60, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+    shutil.copy(shot, Path(__file__).parent / ".last-report.png")  # for a person to look at
