@@ -227,3 +227,30 @@ def test_a_second_run_of_the_same_client_is_refused_while_the_first_holds_the_st
         holder.wait()
     time.sleep(0.2)
     assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+
+
+def test_changing_one_rule_file_changes_the_digest_and_the_rows_it_produced(tmp_path):
+    """Lower one German rate in a copy of nordwind's tax.yaml: the manifest's rule-set
+    digest and that file's sha256 change, the other files' do not, and exactly the lines
+    taxed by that rule change (with their rule_ref still naming the line)."""
+    rules = tmp_path / "nordwind"
+    shutil.copytree(NORDWIND, rules)
+    assert _run(rules, NIGHTS[0], tmp_path / "a") == 0
+    tax = rules / "tax.yaml"
+    text = tax.read_text()
+    at = text.index("- id: de_reduced")
+    tax.write_text(text[:at] + text[at:].replace("rate: 7%", "rate: 5%", 1))
+    assert _run(rules, NIGHTS[0], tmp_path / "b") == 0
+
+    def night(folder):
+        out = folder / "out" / "nordwind" / "2026-03-02"
+        return (json.loads((out / "manifest.json").read_text()),
+                {r["txn_id"]: r for r in pq.read_table(out / "invoice_lines.parquet").to_pylist()})
+
+    (ma, la), (mb, lb) = night(tmp_path / "a"), night(tmp_path / "b")
+    assert ma["rules"]["digest"] != mb["rules"]["digest"] and ma["run_id"] != mb["run_id"]
+    changed_files = {n for n in ma["rules"]["files"] if ma["rules"]["files"][n] != mb["rules"]["files"][n]}
+    assert changed_files == {"tax.yaml"}
+    changed = {t for t in la if (la[t]["tax_rate"], la[t]["tax_amount"]) != (lb[t]["tax_rate"], lb[t]["tax_amount"])}
+    assert changed and changed == {t for t in la if la[t]["rule_id"] == "de_reduced"}
+    assert {lb[t]["rule_ref"] for t in changed} == {"tax.yaml:71"}
