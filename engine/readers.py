@@ -50,6 +50,8 @@ def _text_table(columns: list[str], values: list[list[str | None]], numbers: lis
 
 
 def _header_problem(header: list[str]) -> str | None:
+    if any(_has_bad_bytes(name) for name in header):
+        return "the header has bytes that are not UTF-8 text"
     seen: set[str] = set()
     for name in header:
         if name in seen:
@@ -72,8 +74,9 @@ def read_csv(path: Path, delimiter: str = ",") -> RawTable:
     if problem:
         return _all_broken(path, raw, delimiter, problem)
     try:
+        raw.decode("utf-8")  # pyarrow would decode a bad row before its handler sees it
         table = _read_csv_fast(raw, header, delimiter)
-    except pa.ArrowInvalid:
+    except (pa.ArrowInvalid, UnicodeDecodeError):
         return _read_csv_rows(path, raw, header, delimiter)
     if table.num_rows != _data_lines(raw):  # a value over several lines: read with care
         return _read_csv_rows(path, raw, header, delimiter)
@@ -174,6 +177,7 @@ def _all_broken(path: Path, raw: bytes, delimiter: str, problem: str) -> RawTabl
     rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r][1:]
     broken = [Broken(i, _printable(delimiter.join(r)), problem) for i, r in enumerate(rows, 1)]
     return RawTable(path, _text_table([], [], []), broken, problem)
+
 
 
 def _has_bad_bytes(text: str) -> bool:

@@ -86,16 +86,28 @@ def run_night(options: RunOptions) -> RunResult:
         files = drop_files(options.drop_dir, ruleset)
         inputs_digest = _inputs_digest(files)
         executor = DuckDBExecutor(memory_limit=options.memory_limit)
+        new_state = not state_path.exists()
         try:
             _attach(executor, state_path, client)
             return _run(options, ruleset, as_of, executor, inputs_digest)
         except RuledgerError:
+            _forget(executor, state_path, new_state)
             raise
         except Exception as exc:  # a failure of ours: nothing is committed
             logger.opt(exception=exc).debug("internal failure")
+            _forget(executor, state_path, new_state)
             raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
         finally:
             executor.close()
+
+
+def _forget(executor: DuckDBExecutor, state_path: Path, new_state: bool) -> None:
+    """A first run that did not commit leaves no state file behind."""
+    if not new_state:
+        return
+    executor.close()
+    for path in (state_path, state_path.with_name(state_path.name + ".wal")):
+        path.unlink(missing_ok=True)
 
 
 def _attach(executor: DuckDBExecutor, state_path: Path, client: str) -> None:

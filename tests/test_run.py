@@ -32,6 +32,8 @@ def _tree(folder: Path) -> dict[str, str]:
 
 
 def _runs(tmp: Path) -> list[tuple]:
+    if not (tmp / "state.duckdb").exists():
+        return []  # no run has committed: a first night that failed leaves no state file
     con = duckdb.connect(str(tmp / "state.duckdb"), read_only=True)
     try:
         if not con.sql("SELECT 1 FROM duckdb_tables() WHERE table_name = 'runs'").fetchall():
@@ -254,3 +256,29 @@ def test_changing_one_rule_file_changes_the_digest_and_the_rows_it_produced(tmp_
     changed = {t for t in la if (la[t]["tax_rate"], la[t]["tax_amount"]) != (lb[t]["tax_rate"], lb[t]["tax_amount"])}
     assert changed and changed == {t for t in la if la[t]["rule_id"] == "de_reduced"}
     assert {lb[t]["rule_ref"] for t in changed} == {"tax.yaml:71"}
+
+
+def test_bytes_that_are_not_utf8_never_crash_a_night(tmp_path, client_dir, drop_dir, capfd):
+    """A bad row with stray bytes and an extra field, and a header with stray bytes: the
+    row and the file are rejected with reasons; nothing is printed as a traceback."""
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV.encode() + b"C4,B\x80eta,DE,EUR,surplus\n",
+                    open_orders__csv=b"order_id,customer_id,currency,amount,no\xffte\n"
+                                     b"O1,C1,EUR,5,x\n")
+    assert _run(client_dir(), drop, tmp_path) == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    rejects = pq.read_table(tmp_path / "out" / "testco" / "2026-03-02" / "rejects.parquet")
+    assert [r["reason"] for r in rejects.to_pylist()] == [
+        "not valid UTF-8 text", "the header has bytes that are not UTF-8 text"]
+
+
+def test_an_invoice_past_what_the_books_hold_is_refused_clearly(tmp_path, client_dir,
+                                                                drop_dir, capsys):
+    rules = client_dir(tax_yaml="kind: tax\nversion: 1\nhit_policy: first\nrounding_level: line\n"
+                                "rules:\n  - {id: all, when: 'true', code: S, rate: 19%}\n")
+    lines = "".join(f"T{i},C1,2026-03-01,P1,1,999999999999.99,EUR\n" for i in range(85))
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, transactions__csv=(
+        "txn_id,customer_id,txn_date,product_code,quantity,unit_price,currency\n" + lines))
+    assert _run(rules, drop, tmp_path) == 3
+    assert "error[E321]: the invoice of customer C1 in EUR would total" in capsys.readouterr().err
+    assert not (tmp_path / "state.duckdb").exists()  # a first night that did not commit

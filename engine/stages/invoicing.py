@@ -26,6 +26,7 @@ from sqlglot import exp
 from engine.config.ruleset import RuleSet
 from engine.config.tax import TaxRule, TaxTable, tax_table
 from engine.dsl.compile import bind_as_of, exact_div, literal
+from engine.errors import Diagnostic, DropRefused
 from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.stages import invoicing_sql as sql_text
@@ -217,8 +218,24 @@ def run(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Invoiced | None
         ("code", "minor"), map(list, zip(*currency_rows(), strict=True)), strict=True))))
     for statement in statements:
         executor.execute(bind_as_of(statement.tree, as_of))
+    _refuse_overflow(executor)
     return Invoiced(executor.fetch(sql_text.INVOICES), executor.fetch(sql_text.LINES),
                     executor.fetch(sql_text.HELD_ROWS), seq)
+
+
+MAX_DOCUMENT = 10**14  # DECIMAL(18,4) holds 14 digits before the point
+
+
+def _refuse_overflow(executor: Executor) -> None:
+    """A document past what the books hold stops the night with a clear message."""
+    rows = executor.query("SELECT customer_id, currency, po_key, gross_amount FROM inv_heads "
+                          "WHERE abs(gross_amount) >= ? ORDER BY ALL LIMIT 5", [MAX_DOCUMENT])
+    if rows:
+        raise DropRefused([Diagnostic(
+            "E321", f"the invoice of customer {c} in {cur}" + (f" for PO {po}" if po else "")
+                    + f" would total {gross:,.2f}, more than the books hold",
+            hint=f"amounts stay below {MAX_DOCUMENT:,}; split the lines over several POs")
+            for c, cur, po, gross in rows])
 
 
 def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
