@@ -121,21 +121,24 @@ def drop_files(folder: Path, ruleset: RuleSet) -> list[tuple[str, Path]]:
 
 
 def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
-           as_of: dt.date | None = None) -> Drop:
-    """Read every table of the drop; see the module docstring."""
+           as_of: dt.date | None = None, digests: dict[Path, str] | None = None) -> Drop:
+    """Read every table of the drop; see the module docstring. `digests` are the files'
+    sha256 when the caller has them already (each file is read for it only once)."""
     drop = Drop(folder)
     parts: dict[str, list[pa.Table]] = {}
     for table, path in drop_files(folder, ruleset):
+        digest = (digests or {}).get(path) or sha256_file(path)
         mapping = ruleset.client.inputs.get(table)
-        accepted = _ingest_file(path, table, mapping, ruleset, executor, drop, as_of)
+        accepted = _ingest_file(path, digest, table, mapping, ruleset, executor, drop, as_of)
         parts.setdefault(table, []).append(accepted)
     drop.tables = {table: pa.concat_tables(p) for table, p in parts.items()}
     return drop
 
 
-def _ingest_file(path: Path, table: str, mapping: InputMapping | None, ruleset: RuleSet,
-                 executor: Executor, drop: Drop, as_of: dt.date | None) -> pa.Table:
-    info = InputFile(table, path, sha256_file(path))
+def _ingest_file(path: Path, digest: str, table: str, mapping: InputMapping | None,
+                 ruleset: RuleSet, executor: Executor, drop: Drop,
+                 as_of: dt.date | None) -> pa.Table:
+    info = InputFile(table, path, digest)
     drop.files.append(info)
     raw = read_file(path, mapping.format if mapping else None,
                     mapping.delimiter if mapping else ",")

@@ -84,12 +84,13 @@ def run_night(options: RunOptions) -> RunResult:
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
     with logger.contextualize(client=client):
         files = drop_files(options.drop_dir, ruleset)
-        inputs_digest = _inputs_digest(files)
+        digests = {path: sha256_file(path) for _table, path in files}
+        inputs_digest = _inputs_digest(files, digests)
         executor = DuckDBExecutor(memory_limit=options.memory_limit)
         new_state = not state_path.exists()
         try:
             _attach(executor, state_path, client)
-            return _run(options, ruleset, as_of, executor, inputs_digest)
+            return _run(options, ruleset, as_of, executor, inputs_digest, digests)
         except RuledgerError:
             _forget(executor, state_path, new_state)
             raise
@@ -121,15 +122,15 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str) -> None:
             hint="wait for it to end; two runs of one client never share the state")]) from None
 
 
-def _inputs_digest(files: list[tuple[str, Path]]) -> str:
+def _inputs_digest(files: list[tuple[str, Path]], digests: dict[Path, str]) -> str:
     h = hashlib.sha256()
     for table, path in files:
-        h.update(f"{table}\0{path.name}\0{sha256_file(path)}\n".encode())
+        h.update(f"{table}\0{path.name}\0{digests[path]}\n".encode())
     return h.hexdigest()
 
 
 def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
-         inputs_digest: str) -> RunResult:
+         inputs_digest: str, digests: dict[Path, str]) -> RunResult:
     client = ruleset.client.id
     store = StateStore(executor, client)
     executor.execute("BEGIN TRANSACTION")
@@ -144,7 +145,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     run_id = _run_id(client, as_of, inputs_digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
         logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
-        drop = _ingest(options, ruleset, as_of, executor, store)
+        drop = _ingest(options, ruleset, as_of, executor, store, digests)
         try:
             check_reject_ratio(drop, ruleset.client.max_reject_ratio)
         except DropRefused:
@@ -211,7 +212,7 @@ def _no_rows(table: str) -> pa.Table:
 
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
-            store: StateStore) -> Drop:
+            store: StateStore, digests: dict[Path, str]) -> Drop:
     with logger.contextualize(stage="ingest"):
         first_night = not store.has_runs()
         files = drop_files(options.drop_dir, ruleset)
@@ -220,7 +221,7 @@ def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: Duc
                 "E305", f"{options.drop_dir} is the client's first night and has no customers",
                 hint="the first drop of a client sends its customers in full")])
         t0 = time.perf_counter()
-        drop = ingest(options.drop_dir, ruleset, executor, as_of)
+        drop = ingest(options.drop_dir, ruleset, executor, as_of, digests)
         check_references(drop, executor, first_night=first_night)
         for f in drop.files:
             if f.problem:
