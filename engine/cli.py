@@ -81,6 +81,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List a client's runs from its state store: as-of, run id, status, digests, counts."""
+    from engine.config.ruleset import load_ruleset
+    from engine.run import run_log
+
+    client = (load_ruleset(args.client).client.id if args.client.is_dir()
+              else str(args.client))
+    records = run_log(args.state or Path("state") / f"{client}.duckdb", client)
+    if args.json:
+        print(json.dumps([{**r.__dict__, "as_of": r.as_of.isoformat()} for r in records]))
+        return 0
+    print(f"{'as-of':<10}  {'run id':<16}  {'status':<7}  {'rules':<12}  {'inputs':<12}  "
+          f"{'rows':>6}  {'rejected':>8}  {'invoices':>8}  {'exceptions':>10}  finished")
+    for r in records:
+        c = r.counts
+        print(f"{r.as_of.isoformat():<10}  {r.run_id:<16}  {r.status:<7}  {r.rules_digest[:12]}  "
+              f"{r.inputs_digest[:12]}  {c.get('rows_in', 0):>6}  {c.get('rejected', 0):>8}  "
+              f"{c.get('invoices', 0):>8}  {c.get('exceptions', 0):>10}  {r.finished_at}")
+    return 0
+
+
 def _summary_text(summary: dict) -> str:
     accepted = summary.get("accepted", {})
     lines = [f"{summary['client']} {summary['as_of']}: {summary['status']} "
@@ -127,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 2GB")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runs", parents=[common], help=cmd_runs.__doc__,
+                       description=cmd_runs.__doc__)
+    p.add_argument("client", type=Path, metavar="CLIENT",
+                   help="a client id, or its rules folder")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="the client's state file (default: state/<client>.duckdb)")
+    p.set_defaults(func=cmd_runs)
     return parser
 
 

@@ -57,9 +57,10 @@ class DuckDBExecutor:
     def fetch(self, query: exp.Expression | str) -> pa.Table:
         return self.con.sql(self.render(query)).to_arrow_table()
 
-    def attach(self, path: Path, alias: str = "state") -> None:
+    def attach(self, path: Path, alias: str = "state", read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}").fetchall()
+        mode = " (READ_ONLY)" if read_only else ""
+        self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}{mode}").fetchall()
 
     def close(self) -> None:
         self.con.close()

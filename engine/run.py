@@ -111,9 +111,26 @@ def _forget(executor: DuckDBExecutor, state_path: Path, new_state: bool) -> None
         path.unlink(missing_ok=True)
 
 
-def _attach(executor: DuckDBExecutor, state_path: Path, client: str) -> None:
+def run_log(state_path: Path, client: str) -> list[RunRecord]:
+    """A client's run log, read from its state file (which this does not change)."""
+    if not state_path.exists():
+        raise RuleError([Diagnostic("E003", f"{state_path} does not exist",
+                                    hint="pass --state the client's state file")])
+    executor = DuckDBExecutor()
     try:
-        executor.attach(state_path)
+        _attach(executor, state_path, client, read_only=True)
+        if not executor.query("SELECT 1 FROM duckdb_tables() WHERE database_name = 'state' "
+                              "AND table_name = 'runs'"):
+            return []
+        return StateStore(executor, client).runs()
+    finally:
+        executor.close()
+
+
+def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
+            read_only: bool = False) -> None:
+    try:
+        executor.attach(state_path, read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from engine.cli import build_parser, main
 
-COMMANDS = ["check", "compile", "run"]
+COMMANDS = ["check", "compile", "run", "runs"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -186,3 +186,22 @@ def test_a_single_equals_sign_gets_a_hint(client_dir, capsys):
     err = capsys.readouterr().err
     assert "tax.yaml:6:37: error[E200]: syntax error: unexpected '='" in err
     assert "= hint: compare with == (a single = is not an operator)" in err
+
+
+def test_runs_lists_the_run_log_without_changing_the_state(tmp_path, capsys):
+    night = sorted((ROOT / "samples" / "lakeshore").iterdir())[0]
+    state = tmp_path / "lakeshore.duckdb"
+    assert main(["run", str(ROOT / "rules" / "lakeshore"), "--drop", str(night), "--state",
+                 str(state), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    before = state.read_bytes()
+    assert main(["runs", "lakeshore", "--state", str(state)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["as-of", "run", "id"] and len(table) == 2
+    assert table[1].split()[0] == "2026-03-02" and table[1].split()[2] == "done"
+    assert main(["runs", str(ROOT / "rules" / "lakeshore"), "--state", str(state), "--json"]) == 0
+    (record,) = __import__("json").loads(capsys.readouterr().out)
+    assert (record["as_of"], record["counts"]["rows_in"], record["counts"]["invoices"]) == (
+        "2026-03-02", 78, 16)
+    assert state.read_bytes() == before
+    assert main(["runs", "lakeshore", "--state", str(tmp_path / "none.duckdb")]) == 2
