@@ -343,12 +343,15 @@ def _reason(check: Check, keys: tuple[str, ...]) -> exp.Expression:
     return exp.Literal.string(f"{check.column}: {check.reason}")
 
 
+def accepted_schema(table: str) -> pa.Schema:
+    """Accepted rows of an input table: its canonical columns, then __file and __row."""
+    fields = [pa.field(f.name, f.type) for f in tables.INPUTS[table]]
+    return pa.schema([*fields, pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())])
+
+
 def _accepted(result: pa.Table, table: str) -> pa.Table:
     good = result.filter(pc.is_null(result.column("__col")))
-    schema = tables.INPUTS[table]
-    fields = [pa.field(f.name, f.type) for f in schema]
-    fields += [pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())]
-    target = pa.schema(fields)
+    target = accepted_schema(table)
     return good.select(target.names).cast(target)
 
 

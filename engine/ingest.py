@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine import tables
-from engine.checks import FILE, reject_split
+from engine.checks import accepted_schema, reject_split
 from engine.config.client import InputMapping
 from engine.config.ruleset import RuleSet
 from engine.errors import Diagnostic, DropRefused, RuleError, did_you_mean
@@ -95,8 +95,25 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def drop_files(folder: Path, ruleset: RuleSet) -> list[tuple[str, Path]]:
-    """(table, file) for every file of the drop that a run reads, in table order.
+@dataclass(frozen=True)
+class DropFile:
+    """A file of the drop, the table it holds, and its sha256 (read once per run)."""
+
+    table: str
+    path: Path
+    sha256: str
+
+
+def inputs_digest(files: list[DropFile]) -> str:
+    """sha256 over every drop file's table, name and content digest, in table order."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.table}\0{f.path.name}\0{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def drop_files(folder: Path, ruleset: RuleSet) -> list[DropFile]:
+    """Every file of the drop that a run reads, in table order, with its sha256.
 
     A file that no table claims refuses the drop: a misnamed payments file must not
     pass for a night without payments. Hidden files and names starting with `_`
@@ -110,35 +127,34 @@ def drop_files(folder: Path, ruleset: RuleSet) -> list[tuple[str, Path]]:
     claimed = {path for _table, path in found}
     strays = sorted(p for p in folder.iterdir() if p.is_file() and p not in claimed
                     and not p.name.startswith((".", "_")))
-    if strays:
+    if strays:  # refused before any file is hashed
         names = [f"{t}{ext}" for t in tables.INPUTS for ext in (".csv", ".parquet", ".jsonl")]
         names += [m.file for m in ruleset.client.inputs.values() if m.file]
         raise DropRefused([Diagnostic(
             "E304", f"{p.name} in {folder} is not a table the client reads",
             hint=did_you_mean(p.name, names) or "tables: " + ", ".join(tables.INPUTS)
             + "; map other names under inputs: in client.yaml") for p in strays])
-    return found
+    return [DropFile(table, path, sha256_file(path)) for table, path in found]
 
 
 def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
-           as_of: dt.date | None = None, digests: dict[Path, str] | None = None) -> Drop:
-    """Read every table of the drop; see the module docstring. `digests` are the files'
-    sha256 when the caller has them already (each file is read for it only once)."""
+           as_of: dt.date | None = None, files: list[DropFile] | None = None) -> Drop:
+    """Read every table of the drop; see the module docstring. `files` are the drop's
+    files when the caller has found them already."""
     drop = Drop(folder)
     parts: dict[str, list[pa.Table]] = {}
-    for table, path in drop_files(folder, ruleset):
-        digest = (digests or {}).get(path) or sha256_file(path)
-        mapping = ruleset.client.inputs.get(table)
-        accepted = _ingest_file(path, digest, table, mapping, ruleset, executor, drop, as_of)
-        parts.setdefault(table, []).append(accepted)
+    for f in files if files is not None else drop_files(folder, ruleset):
+        mapping = ruleset.client.inputs.get(f.table)
+        accepted = _ingest_file(f, mapping, ruleset, executor, drop, as_of)
+        parts.setdefault(f.table, []).append(accepted)
     drop.tables = {table: pa.concat_tables(p) for table, p in parts.items()}
     return drop
 
 
-def _ingest_file(path: Path, digest: str, table: str, mapping: InputMapping | None,
-                 ruleset: RuleSet, executor: Executor, drop: Drop,
-                 as_of: dt.date | None) -> pa.Table:
-    info = InputFile(table, path, digest)
+def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
+                 executor: Executor, drop: Drop, as_of: dt.date | None) -> pa.Table:
+    table, path = file.table, file.path
+    info = InputFile(table, path, file.sha256)
     drop.files.append(info)
     raw = read_file(path, mapping.format if mapping else None,
                     mapping.delimiter if mapping else ",")
@@ -149,7 +165,7 @@ def _ingest_file(path: Path, digest: str, table: str, mapping: InputMapping | No
         f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
         else None)
     broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
-    accepted, rejected = (_empty_accepted(table), None) if problem else reject_split(
+    accepted, rejected = (accepted_schema(table).empty_table(), None) if problem else reject_split(
         raw.table, table, mapping, ruleset, executor, path.name, as_of)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
     computed = {c.column for c in mapping.computed} if mapping else set()
@@ -247,13 +263,6 @@ def _broken_rejects(raw: RawTable, path: Path, problem: str | None,
         "value": pa.array(values, pa.string()),
         "reason": pa.array(reasons, pa.string()),
     })
-
-
-def _empty_accepted(table: str) -> pa.Table:
-    schema = tables.INPUTS[table]
-    fields = [pa.field(f.name, f.type) for f in schema]
-    fields += [pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())]
-    return pa.schema(fields).empty_table()
 
 
 def rows(n: int) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from engine import tables
 from engine.checks import checked_query
 from engine.config.ruleset import RuleSet, load_ruleset
+from engine.config.tax import tax_table
 from engine.dsl.compile import to_sql
 from engine.stages import invoicing, journal
 
@@ -36,7 +37,8 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
         lines.append(f"-- ingest {table}: type and check every row")
         lines.append(to_sql(statement, dialect, pretty=True) + ";")
         lines.append("")
-    stage = invoicing.plan(ruleset)
+    table = tax_table(ruleset)
+    stage = invoicing.plan(ruleset, table) if table else []
     if stage:
         lines.append("-- invoicing: numbers start after the year's last number in the state "
                      "store (shown from 0)")

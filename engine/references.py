@@ -14,8 +14,9 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine import tables
+from engine.checks import FILE, accepted_schema
 from engine.executor import Executor
-from engine.ingest import FILE, Drop
+from engine.ingest import Drop
 from engine.readers import ROW
 
 
@@ -69,7 +70,9 @@ _KNOWN = """
 def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     """Move rows that break a reference from the accepted tables to the rejects."""
     customers = drop.tables.get("customers")
-    executor.register("drop_customers", customers if customers is not None else _no_customers())
+    if customers is None:
+        customers = accepted_schema("customers").empty_table()
+    executor.register("drop_customers", customers)
     if not first_night and "opening_items" in drop.tables:
         _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
                                            "night only")
@@ -120,11 +123,6 @@ def _later_duplicates(keys: tuple[str, ...]) -> exp.Select:
         exp.alias_(reason, "reason"),
     ).from_(ranked.subquery("ranked")).where(
         exp.GT(this=exp.column("n"), expression=exp.Literal.number(1)))
-
-
-def _no_customers() -> pa.Table:
-    return pa.table({"customer_id": pa.array([], pa.string()),
-                     "currency": pa.array([], pa.string())})
 
 
 def _reject_all(drop: Drop, table: str, reason: str) -> None:

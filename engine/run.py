@@ -21,13 +21,22 @@ import pyarrow as pa
 from loguru import logger
 
 from engine import __version__, tables
+from engine.checks import accepted_schema
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import bind_as_of
 from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
 from engine.exceptions import Problem, exceptions_table
 from engine.executor import DuckDBExecutor
-from engine.ingest import Drop, check_reject_ratio, drop_files, ingest, rows, sha256_file
+from engine.ingest import (
+    Drop,
+    DropFile,
+    check_reject_ratio,
+    drop_files,
+    ingest,
+    inputs_digest,
+    rows,
+)
 from engine.output import (
     publish,
     sha256_of,
@@ -84,13 +93,11 @@ def run_night(options: RunOptions) -> RunResult:
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
     with logger.contextualize(client=client):
         files = drop_files(options.drop_dir, ruleset)
-        digests = {path: sha256_file(path) for _table, path in files}
-        inputs_digest = _inputs_digest(files, digests)
         executor = DuckDBExecutor(memory_limit=options.memory_limit)
         new_state = not state_path.exists()
         try:
             _attach(executor, state_path, client)
-            return _run(options, ruleset, as_of, executor, inputs_digest, digests)
+            return _run(options, ruleset, as_of, executor, files)
         except RuledgerError:
             _forget(executor, state_path, new_state)
             raise
@@ -139,30 +146,24 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
             hint="wait for it to end; two runs of one client never share the state")]) from None
 
 
-def _inputs_digest(files: list[tuple[str, Path]], digests: dict[Path, str]) -> str:
-    h = hashlib.sha256()
-    for table, path in files:
-        h.update(f"{table}\0{path.name}\0{digests[path]}\n".encode())
-    return h.hexdigest()
-
-
 def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
-         inputs_digest: str, digests: dict[Path, str]) -> RunResult:
+         files: list[DropFile]) -> RunResult:
+    digest = inputs_digest(files)
     client = ruleset.client.id
     store = StateStore(executor, client)
     executor.execute("BEGIN TRANSACTION")
     store.migrate()
     target = options.out_root / client / as_of.isoformat()
-    done = _already_run(store, as_of, ruleset.digest, inputs_digest, target)
+    done = _already_run(store, as_of, ruleset.digest, digest, target)
     if done is not None:
         executor.execute("ROLLBACK")
         return done
     started = _now()
     state_before = store.digest
-    run_id = _run_id(client, as_of, inputs_digest, ruleset.digest, state_before)
+    run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
         logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
-        drop = _ingest(options, ruleset, as_of, executor, store, digests)
+        drop = _ingest(options, ruleset, as_of, executor, store, files)
         try:
             check_reject_ratio(drop, ruleset.client.max_reject_ratio)
         except DropRefused:
@@ -176,7 +177,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         counts["exceptions"] = len(problems)
         state_after = store.advance(run_id)
         manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
-        record = RunRecord(run_id, as_of, "done", ruleset.digest, inputs_digest, state_before,
+        record = RunRecord(run_id, as_of, "done", ruleset.digest, digest, state_before,
                            state_after, started, "", {**manifest["counts"],
                                                       "folder": str(target)})
         page = render_exceptions(outputs["exceptions"], ruleset, as_of.isoformat(), run_id)
@@ -194,7 +195,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     problems: list[Problem] = list(drop.problems)
     transactions = drop.tables.get("transactions")
     if transactions is None:
-        transactions = _no_rows("transactions")
+        transactions = accepted_schema("transactions").empty_table()
     with logger.contextualize(stage="invoicing"):
         table = tax_table(ruleset)
         if table is None and transactions.num_rows:
@@ -202,7 +203,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
                 "E320", f"the drop has {transactions.num_rows} billable lines but "
                         f"{ruleset.root} has no tax.yaml", hint="add a tax.yaml to the client")])
         executor.register("drop_transactions", transactions)
-        invoiced = invoicing.run(executor, ruleset, as_of)
+        invoiced = invoicing.run(executor, ruleset, table, as_of) if table else None
         if invoiced is not None:
             outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"],
                                               run_id)
@@ -223,22 +224,16 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     return outputs, problems
 
 
-def _no_rows(table: str) -> pa.Table:
-    schema = tables.INPUTS[table]
-    return pa.schema([pa.field(f.name, f.type) for f in schema]).empty_table()
-
-
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
-            store: StateStore, digests: dict[Path, str]) -> Drop:
+            store: StateStore, files: list[DropFile]) -> Drop:
     with logger.contextualize(stage="ingest"):
         first_night = not store.has_runs()
-        files = drop_files(options.drop_dir, ruleset)
-        if first_night and not any(table == "customers" for table, _path in files):
+        if first_night and not any(f.table == "customers" for f in files):
             raise DropRefused([Diagnostic(
                 "E305", f"{options.drop_dir} is the client's first night and has no customers",
                 hint="the first drop of a client sends its customers in full")])
         t0 = time.perf_counter()
-        drop = ingest(options.drop_dir, ruleset, executor, as_of, digests)
+        drop = ingest(options.drop_dir, ruleset, executor, as_of, files)
         check_references(drop, executor, first_night=first_night)
         for f in drop.files:
             if f.problem:

@@ -241,10 +241,6 @@ def required_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not f.nullable]
 
 
-def empty_table(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
-
 def json_schema(name: str, schema: pa.Schema, kind: str) -> dict:
     """The JSON Schema (draft 2020-12) of one row of a table."""
     properties = {}

@@ -13,9 +13,10 @@ from conftest import ROOT
 from jsonschema import Draft202012Validator
 
 from engine import tables
+from engine.checks import FILE
 from engine.config.ruleset import load_ruleset
 from engine.executor import DuckDBExecutor
-from engine.ingest import FILE, ingest
+from engine.ingest import ingest
 from engine.readers import ROW
 
 SCHEMAS = ROOT / "schemas"

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine.config.ruleset import RuleSet
-from engine.config.tax import TaxRule, TaxTable, tax_table
+from engine.config.tax import TaxRule, TaxTable
 from engine.dsl.compile import bind_as_of, exact_div, literal
 from engine.errors import Diagnostic, DropRefused
 from engine.exceptions import Problem
@@ -113,11 +113,9 @@ def _exact_tax(base: exp.Expression, rate: exp.Expression, included: bool) -> ex
     return exact_div(product, exp.Add(this=exp.Literal.number(1), expression=rate.copy()), 10)
 
 
-def plan(ruleset: RuleSet, sequences: Sequences | None = None) -> list[Statement]:
+def plan(ruleset: RuleSet, table: TaxTable,
+         sequences: Sequences | None = None) -> list[Statement]:
     """The statements of the invoicing stage (`as_of` stays a placeholder)."""
-    table = tax_table(ruleset)
-    if table is None:
-        return []
     client = ruleset.client
     rounding = client.rounding
     held = _held(table)
@@ -165,10 +163,9 @@ def _numbers(client, sequences: Sequences | None) -> exp.Expression:
         default=number(client.credit_note_format, seq.last_credit_note))
 
 
-def rules_table(ruleset: RuleSet) -> pa.Table:
+def rules_table(table: TaxTable) -> pa.Table:
     """The decision table as rows, joined to the lines by rule index."""
-    table = tax_table(ruleset)
-    rules = table.rules if table else ()
+    rules = table.rules
     return pa.table({
         "idx": pa.array([r.index for r in rules], pa.int64()),
         "rule_id": pa.array([r.id for r in rules], pa.string()),
@@ -207,16 +204,14 @@ def sequences(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Sequences
     return Sequences(year, last["invoice"], last["credit_note"])
 
 
-def run(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Invoiced | None:
+def run(executor: Executor, ruleset: RuleSet, table: TaxTable, as_of: dt.date) -> Invoiced:
     """Execute the plan over `drop_transactions` and the state; read the results."""
     seq = sequences(executor, ruleset, as_of)
-    statements = plan(ruleset, seq)
-    if not statements:
-        return None
-    executor.register("tax_rules", rules_table(ruleset))
-    executor.register("currencies", pa.table(dict(zip(
-        ("code", "minor"), map(list, zip(*currency_rows(), strict=True)), strict=True))))
-    for statement in statements:
+    executor.register("tax_rules", rules_table(table))
+    codes = currency_rows()
+    executor.register("currencies", pa.table({"code": [c for c, _m in codes],
+                                              "minor": [m for _c, m in codes]}))
+    for statement in plan(ruleset, table, seq):
         executor.execute(bind_as_of(statement.tree, as_of))
     _refuse_overflow(executor)
     return Invoiced(executor.fetch(sql_text.INVOICES), executor.fetch(sql_text.LINES),
