@@ -41,6 +41,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def replace_accounts(folder: Path, accounts_yaml: str) -> None:
+    """Swap the `accounts:` block of a test client's client.yaml for `accounts_yaml`."""
+    path = folder / "client.yaml"
+    text = path.read_text()
+    start, end = text.index("accounts:"), text.index("max_reject_ratio")
+    path.write_text(text[:start] + textwrap.dedent(accounts_yaml) + text[end:])
+
+
 @pytest.fixture
 def client_dir(tmp_path: Path):
     """A function (extra client.yaml text, other files) -> a rules folder."""

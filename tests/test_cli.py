@@ -205,3 +205,35 @@ def test_runs_lists_the_run_log_without_changing_the_state(tmp_path, capsys):
         "2026-03-02", 78, 16)
     assert state.read_bytes() == before
     assert main(["runs", "lakeshore", "--state", str(tmp_path / "none.duckdb")]) == 2
+
+
+def test_rule_folder_errors_of_every_kind_are_named(tmp_path, client_dir, capsys):
+    """No client.yaml; two files of one kind; a rule file that is not UTF-8; numbering that
+    reuses one format; a *.rules file, which this version reports and does not compile."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["check", str(empty)]) == 2
+    assert f"{empty}/client.yaml:1:1: error[E123]: {empty} has no client.yaml" in (
+        capsys.readouterr().err)
+
+    rules = client_dir(vat_yaml="kind: tax\nversion: 1\nhit_policy: first\n"
+                                "rounding_level: line\nrules:\n  - {id: a, when: 'true', "
+                                "code: S, rate: 19%}\n",
+                       tax_yaml="kind: tax\nversion: 1\nhit_policy: first\nrounding_level: "
+                                "line\nrules:\n  - {id: b, when: 'true', code: S, rate: 7%}\n")
+    (rules / "notes.yaml").write_bytes(b"kind: tax\n# caf\xe9\n")
+    client = rules / "client.yaml"
+    client.write_text(client.read_text().replace('"TC-{year}-{seq:04}"', '"T-{year}-{seq:04}"'))
+    assert main(["check", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert "vat.yaml:1:7: error[E122]: a second tax file; the first is tax.yaml" in err
+    assert "notes.yaml:1:1: error[E102]: not UTF-8 text (byte 15)" in err
+    assert "error[E132]: invoices and credit notes need different number formats" in err
+
+    ok = client_dir()  # the same folder, its client.yaml written afresh
+    for name in ("notes.yaml", "vat.yaml", "tax.yaml"):
+        (ok / name).unlink()
+    (ok / "review.rules").write_text("rule x on invoices\n")
+    assert main(["check", str(ok)]) == 0
+    assert "review.rules:1:1: warning[W001]: custom rule files (*.rules) are not compiled" in (
+        capsys.readouterr().err)

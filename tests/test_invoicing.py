@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conftest import replace_accounts
 from scenario import CUSTOMER, Scenario, details, line, money
 
 TAX_19 = """\
@@ -241,11 +242,7 @@ def test_journal_entries_balance_and_name_their_rules(tmp_path):
       interest_income: "2650"
     """
     s = Scenario(tmp_path, tax_19())
-    client = (s.rules / "client.yaml").read_text()
-    (s.rules / "client.yaml").write_text(client[:client.index("accounts:")]
-                                         + "\n".join(line_.removeprefix("    ") for line_ in
-                                                     extra.splitlines()) + "\n"
-                                         + client[client.index("max_reject_ratio"):])
+    replace_accounts(s.rules, extra)
     lines = [line("T1", "1", "100"), line("T2", "1", "50", product_code="BK-1")]
     assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
     entries = s.rows("journal_entries")

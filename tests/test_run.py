@@ -282,3 +282,12 @@ def test_an_invoice_past_what_the_books_hold_is_refused_clearly(tmp_path, client
     assert _run(rules, drop, tmp_path) == 3
     assert "error[E321]: the invoice of customer C1 in EUR would total" in capsys.readouterr().err
     assert not (tmp_path / "state.duckdb").exists()  # a first night that did not commit
+
+
+def test_billable_lines_without_a_tax_table_are_refused(tmp_path, client_dir, drop_dir, capsys):
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, transactions__csv=(
+        "txn_id,customer_id,txn_date,product_code,quantity,unit_price,currency\n"
+        "T1,C1,2026-03-01,P1,1,10,EUR\n"))
+    assert _run(client_dir(), drop, tmp_path) == 3
+    assert "error[E320]: the drop has 1 billable lines but" in capsys.readouterr().err
+    assert _runs(tmp_path) == [] and not (tmp_path / "out" / "testco" / "2026-03-02").exists()

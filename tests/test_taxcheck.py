@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import replace_accounts
 
 from engine.config.ruleset import load_ruleset
 from engine.errors import RuleError
@@ -119,10 +120,7 @@ def test_a_tax_code_without_its_own_account_is_reported(client_dir):
   - {id: be, when: 'ship_to_country == "BE"', code: OSS-BE, rate: 21%}
   - {id: rc, when: 'true', code: RC, rate: 0%}
 """)
-    text = (folder / "client.yaml").read_text()
-    start, end = text.index("accounts:"), text.index("max_reject_ratio")
-    import textwrap
-    (folder / "client.yaml").write_text(text[:start] + textwrap.dedent(extra) + text[end:])
+    replace_accounts(folder, extra)
     ruleset = load_ruleset(folder)
     assert _codes(ruleset.warnings) == [(
         "W405", 7, "tax code OSS-BE of rule be has no account under accounts.tax_payable.by; "
