@@ -9,10 +9,11 @@ from pathlib import Path
 
 from engine import tables
 from engine.checks import checked_query
+from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import to_sql
-from engine.stages import invoicing, journal
+from engine.stages import cash, invoicing, journal
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -49,4 +50,16 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
     if stage:
         lines.append("-- journal: invoice entries")
         lines.append(to_sql(journal.invoice_entries(ruleset), dialect, pretty=True) + ";")
+        lines.append("")
+    matching = matching_rules(ruleset)
+    if matching:
+        lines.append("-- cash application: a reference or amount strategy repeats its round "
+                     "while an earlier payment holds an item another payment picked; a "
+                     "combination strategy's set comes from a bounded search in Python")
+        for statement in cash.plan(ruleset, matching):
+            lines.append(f"-- cash {statement.name}")
+            lines.append(to_sql(statement.tree, dialect, pretty=True) + ";")
+            lines.append("")
+        lines.append("-- journal: payment entries")
+        lines.append(to_sql(journal.cash_entries(ruleset), dialect, pretty=True) + ";")
     return "\n".join(lines)

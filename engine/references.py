@@ -57,6 +57,12 @@ CHECKS: tuple[ReferenceCheck, ...] = (
                || CAST(p.as_of AS VARCHAR) AS reason
         FROM accepted t JOIN state.processed_ids p
           ON p.kind = 'payment' AND p.id = t.payment_id"""),
+    ReferenceCheck("disputes", "invoice_id", """
+        SELECT __file, __row, invoice_id AS value,
+               'unknown invoice ' || invoice_id || ' (no such item in the subledger)' AS reason
+        FROM accepted t
+        WHERE NOT EXISTS (SELECT 1 FROM state.open_items o WHERE o.invoice_id = t.invoice_id)
+          AND NOT EXISTS (SELECT 1 FROM drop_opening o WHERE o.invoice_id = t.invoice_id)"""),
     ReferenceCheck("open_orders", "customer_id", _UNKNOWN_CUSTOMER),
     ReferenceCheck("opening_items", "customer_id", _UNKNOWN_CUSTOMER),
 )
@@ -76,6 +82,9 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     if not first_night and "opening_items" in drop.tables:
         _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
                                            "night only")
+    opening = drop.tables.get("opening_items")
+    executor.register("drop_opening", opening if opening is not None else
+                      accepted_schema("opening_items").empty_table())
     _duplicates_across_files(drop, executor)
     executor.register("known", executor.fetch(_KNOWN))
     for check in CHECKS:

@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -22,6 +23,7 @@ from loguru import logger
 
 from engine import __version__, tables
 from engine.checks import accepted_schema
+from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import bind_as_of
@@ -48,7 +50,8 @@ from engine.output import (
 )
 from engine.references import check_references
 from engine.report import render_exceptions
-from engine.stages import invoicing, journal, subledger
+from engine.stages import cash, invoicing, journal, subledger
+from engine.stages.sql import currencies_table
 from engine.state import RunRecord, StateStore
 
 
@@ -193,35 +196,74 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     """The stages after ingest, in SPEC order; each adds output tables and problems."""
     outputs: dict[str, pa.Table] = {}
     problems: list[Problem] = list(drop.problems)
+    entries: list[pa.Table] = []
+    executor.register("currencies", currencies_table())
+    with logger.contextualize(stage="invoicing"):
+        problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+    with logger.contextualize(stage="matching"):
+        problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+    if entries:
+        outputs["journal_entries"] = with_run_id(pa.concat_tables(entries),
+                                                 tables.OUTPUTS["journal_entries"], run_id)
+    return outputs, problems
+
+
+def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
+               run_id: str, counts: dict, outputs: dict[str, pa.Table],
+               entries: list[pa.Table]) -> list[Problem]:
     transactions = drop.tables.get("transactions")
     if transactions is None:
         transactions = accepted_schema("transactions").empty_table()
-    with logger.contextualize(stage="invoicing"):
-        table = tax_table(ruleset)
-        if table is None and transactions.num_rows:
-            raise DropRefused([Diagnostic(
-                "E320", f"the drop has {transactions.num_rows} billable lines but "
-                        f"{ruleset.root} has no tax.yaml", hint="add a tax.yaml to the client")])
-        executor.register("drop_transactions", transactions)
-        invoiced = invoicing.run(executor, ruleset, table, as_of) if table else None
-        if invoiced is not None:
-            outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"],
-                                              run_id)
-            outputs["invoice_lines"] = with_run_id(invoiced.lines, tables.OUTPUTS["invoice_lines"],
-                                                   run_id)
-            entries = executor.fetch(bind_as_of(journal.invoice_entries(ruleset), as_of))
-            outputs["journal_entries"] = with_run_id(entries, tables.OUTPUTS["journal_entries"],
-                                                     run_id)
-            problems += invoicing.held_problems(invoiced.held, table)
-            problems += invoicing.future_problems(transactions, as_of)
-            invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
-            kinds = invoiced.invoices.column("document_type").to_pylist()
-            counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
-                          lines_invoiced=invoiced.lines.num_rows,
-                          lines_held=invoiced.held.num_rows)
-            logger.info(f"{counts['invoices']} invoices, {counts['credit_notes']} credit notes "
-                        f"from {counts['lines_invoiced']} lines; {counts['lines_held']} held back")
-    return outputs, problems
+    table = tax_table(ruleset)
+    if table is None and transactions.num_rows:
+        raise DropRefused([Diagnostic(
+            "E320", f"the drop has {transactions.num_rows} billable lines but "
+                    f"{ruleset.root} has no tax.yaml", hint="add a tax.yaml to the client")])
+    if table is None:
+        return []
+    executor.register("drop_transactions", transactions)
+    invoiced = invoicing.run(executor, ruleset, table, as_of)
+    outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"], run_id)
+    outputs["invoice_lines"] = with_run_id(invoiced.lines, tables.OUTPUTS["invoice_lines"],
+                                           run_id)
+    entries.append(executor.fetch(bind_as_of(journal.invoice_entries(ruleset), as_of)))
+    problems = invoicing.held_problems(invoiced.held, table)
+    problems += invoicing.future_problems(transactions, as_of)
+    invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
+    kinds = invoiced.invoices.column("document_type").to_pylist()
+    counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
+                  lines_invoiced=invoiced.lines.num_rows, lines_held=invoiced.held.num_rows)
+    logger.info(f"{counts['invoices']} invoices, {counts['credit_notes']} credit notes "
+                f"from {counts['lines_invoiced']} lines; {counts['lines_held']} held back")
+    return problems
+
+
+def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
+              run_id: str, counts: dict, outputs: dict[str, pa.Table],
+              entries: list[pa.Table]) -> list[Problem]:
+    payments = drop.tables.get("payments")
+    if payments is None:
+        payments = accepted_schema("payments").empty_table()
+    matching = matching_rules(ruleset)
+    if matching is None and payments.num_rows:
+        raise DropRefused([Diagnostic(
+            "E322", f"the drop has {payments.num_rows} payments but {ruleset.root} has no "
+                    "matching.yaml", hint="add a matching.yaml to the client")])
+    if matching is None:
+        return []
+    executor.register("drop_payments", payments)
+    applied = cash.run(executor, ruleset, matching, as_of)
+    outputs["cash_applications"] = with_run_id(
+        applied.applications, tables.OUTPUTS["cash_applications"], run_id)
+    entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
+    cash.post(executor, as_of, run_id)
+    rows = applied.applications
+    counts.update(payments=payments.num_rows, cash_applied=str(sum(
+        (r["applied_amount"] for r in rows.to_pylist() if r["invoice_id"]), Decimal(0))),
+        payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
+    logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
+                "strategy")
+    return applied.problems
 
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,

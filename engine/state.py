@@ -1,7 +1,7 @@
 """The client's state store: one DuckDB file, attached to the run's connection as `state`.
 
-It keeps the subledger (customers, open items, number sequences, processed
-ids) and the run log. A run changes it inside one transaction. The state
+It keeps the subledger (customers, open items, unapplied cash, disputes, number
+sequences, processed ids) and the run log. A run changes it inside one transaction. The state
 digest is a chain: each committed run sets it to sha256(previous digest, run
 id), so it names the subledger a run started from without rescanning it.
 """
@@ -42,6 +42,14 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS state.processed_ids (
         kind VARCHAR, id VARCHAR, as_of DATE NOT NULL, run_id VARCHAR NOT NULL,
         PRIMARY KEY (kind, id))""",
+    """CREATE TABLE IF NOT EXISTS state.unapplied_cash (
+        payment_id VARCHAR PRIMARY KEY, customer_id VARCHAR, currency VARCHAR NOT NULL,
+        received_on DATE NOT NULL, amount DECIMAL(18,4) NOT NULL, payer_name VARCHAR,
+        reference VARCHAR, cash_open DECIMAL(18,4) NOT NULL, since DATE NOT NULL,
+        closed_on DATE)""",
+    """CREATE TABLE IF NOT EXISTS state.disputes (
+        invoice_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, opened_on DATE NOT NULL,
+        reason VARCHAR, updated_on DATE NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS state.runs (
         run_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, status VARCHAR NOT NULL,
         rules_digest VARCHAR NOT NULL, inputs_digest VARCHAR NOT NULL,

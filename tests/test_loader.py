@@ -107,10 +107,17 @@ def test_every_problem_of_every_file_is_listed_at_once(client_dir):
 
 
 def test_client_yaml_is_typed(client_dir):
-    ruleset = load_ruleset(client_dir("""\
+    folder = client_dir("""\
     payment_terms: {net_days: 14, discount: {percent: 2%, days: 10}}
     rounding: half_even
-    """))
+    """)
+    with pytest.raises(RuleError) as exc:  # a discount needs an account to book it to
+        load_ruleset(folder)
+    assert [(d.code, d.ref.line) for d in exc.value.diagnostics] == [("E501", 23)]
+    text = (folder / "client.yaml").read_text()
+    (folder / "client.yaml").write_text(text.replace('  write_off: "2400"\n',
+                                                     '  write_off: "2400"\n  discount: "8736"\n'))
+    ruleset = load_ruleset(folder)
     client = ruleset.client
     assert (client.id, client.base_currency, client.net_days) == ("testco", "EUR", 14)
     assert client.discount_percent == Decimal("0.02") and client.discount_days == 10

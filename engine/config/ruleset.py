@@ -88,8 +88,14 @@ def _tax_checks(ruleset: RuleSet) -> list[Diagnostic]:
                      ruleset.client.accounts.tax_payable)
 
 
+def _matching_checks(ruleset: RuleSet) -> list[Diagnostic]:
+    from engine.config.matching import check_matching
+
+    return check_matching(ruleset)
+
+
 # Checks that need the whole, compiled rule set; each returns diagnostics.
-RULESET_CHECKS = (_tax_checks,)
+RULESET_CHECKS = (_tax_checks, _matching_checks)
 
 
 def rule_files(root: Path) -> list[Path]:

@@ -32,7 +32,6 @@ from engine.executor import Executor
 from engine.stages import invoicing_sql as sql_text
 from engine.stages.sql import (
     Statement,
-    currency_rows,
     number_expr,
     number_pattern,
     round_minor,
@@ -208,9 +207,6 @@ def run(executor: Executor, ruleset: RuleSet, table: TaxTable, as_of: dt.date) -
     """Execute the plan over `drop_transactions` and the state; read the results."""
     seq = sequences(executor, ruleset, as_of)
     executor.register("tax_rules", rules_table(table))
-    codes = currency_rows()
-    executor.register("currencies", pa.table({"code": [c for c, _m in codes],
-                                              "minor": [m for _c, m in codes]}))
     for statement in plan(ruleset, table, seq):
         executor.execute(bind_as_of(statement.tree, as_of))
     _refuse_overflow(executor)

@@ -4,6 +4,11 @@ Invoices: Dr AR control (gross) / Cr revenue by the product's account (net) / Cr
 payable by the tax code's account (tax). A credit note turns every side round. A
 line whose amount is negative books on the other side, so debit and credit are
 never negative.
+
+Payments, one entry per payment and night (SPEC section 7): Dr cash (the amount);
+per item Cr AR (applied + written off + discount), Dr write-off, Dr discount; Cr
+unapplied cash (the rest). Cash carried from an earlier night and applied tonight:
+Dr unapplied cash / Cr AR.
 """
 
 from __future__ import annotations
@@ -50,6 +55,53 @@ ORDER BY entry_id, line_no
 """
 
 
+CASH_ENTRIES = """
+WITH r AS (
+  SELECT a.*, p.origin, coalesce(p.customer_id, p.match_customer) AS payer,
+         s.strategy_id, s.rule_ref AS strategy_ref, s.tolerance_ref
+  FROM cash_apps AS a
+  JOIN cash_pay AS p ON p.payment_id = a.payment_id
+  LEFT JOIN cash_strategies AS s ON s.idx = a.strategy_idx
+), sides AS (
+  SELECT payment_id, currency, payer AS customer_id, 1 AS part, '' AS item,
+         :cash_account AS account, sum(applied) AS amount, 'accounts.cash' AS rule_id,
+         :cash_ref AS rule_ref, 'cash received ' || payment_id AS memo
+  FROM r WHERE origin = 'drop' GROUP BY payment_id, currency, payer
+  UNION ALL
+  SELECT payment_id, currency, payer, 1, '', :unapplied_account, sum(applied),
+         'accounts.unapplied_cash', :unapplied_ref, 'unapplied cash applied ' || payment_id
+  FROM r WHERE origin = 'carried' AND invoice_id IS NOT NULL
+  GROUP BY payment_id, currency, payer
+  UNION ALL
+  SELECT payment_id, currency, customer_id, 2, invoice_id, :ar_account,
+         -(applied + written_off + discount), strategy_id, strategy_ref, 'paid ' || invoice_id
+  FROM r WHERE invoice_id IS NOT NULL
+  UNION ALL
+  SELECT payment_id, currency, customer_id, 3, invoice_id, :write_off_account, written_off,
+         strategy_id, tolerance_ref, 'written off ' || invoice_id
+  FROM r WHERE invoice_id IS NOT NULL
+  UNION ALL
+  SELECT payment_id, currency, customer_id, 4, invoice_id, :discount_account, discount,
+         'payment_terms.discount', :discount_ref, 'discount taken ' || invoice_id
+  FROM r WHERE invoice_id IS NOT NULL
+  UNION ALL
+  SELECT payment_id, currency, customer_id, 5, '', :unapplied_account, -applied,
+         'accounts.unapplied_cash', :unapplied_ref, 'unapplied ' || payment_id
+  FROM r WHERE invoice_id IS NULL AND origin = 'drop'
+)
+SELECT 'JE-PAY-' || payment_id || '-' || strftime(CAST(:as_of AS DATE), '%Y%m%d') AS entry_id,
+       row_number() OVER (PARTITION BY payment_id ORDER BY part, item) AS line_no,
+       CAST(:as_of AS DATE) AS entry_date, account,
+       CAST(greatest(amount, 0) AS DECIMAL(18,4)) AS debit,
+       CAST(greatest(-amount, 0) AS DECIMAL(18,4)) AS credit,
+       currency, customer_id, 'payment' AS document_type, payment_id AS document_id, memo,
+       rule_id, rule_ref
+FROM sides
+WHERE amount <> 0
+ORDER BY entry_id, line_no
+"""
+
+
 def _account_case(account: Account, key: exp.Expression, what: str,
                   ) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
     """(account, rule_id, rule_ref) by the first `by` glob that fits `key`, else the default."""
@@ -82,3 +134,17 @@ def invoice_entries(ruleset: RuleSet) -> exp.Expression:
         INVOICE_ENTRIES, ar_account=accounts.ar_control.default, ar_rule="accounts.ar_control",
         ar_ref=accounts.ar_control.ref.rule_ref, revenue_account=revenue,
         revenue_rule=revenue_rule, revenue_ref=revenue_ref, tax_account=tax_account)
+
+
+def cash_entries(ruleset: RuleSet) -> exp.Expression:
+    """The query of tonight's payment journal entries (`as_of` stays a placeholder)."""
+    accounts = ruleset.client.accounts
+    discount = accounts.discount
+    terms = ruleset.client.refs.get("payment_terms")
+    return template(
+        CASH_ENTRIES, cash_account=accounts.cash.default, cash_ref=accounts.cash.ref.rule_ref,
+        unapplied_account=accounts.unapplied_cash.default,
+        unapplied_ref=accounts.unapplied_cash.ref.rule_ref,
+        ar_account=accounts.ar_control.default, write_off_account=accounts.write_off.default,
+        discount_account=discount.default if discount else None,
+        discount_ref=terms.rule_ref if terms else None)

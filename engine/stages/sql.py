@@ -84,6 +84,14 @@ def currency_rows() -> list[tuple[str, int]]:
     return sorted((c.code, c.exponent) for c in Currency if c.exponent is not None)
 
 
+def currencies_table():
+    """(code, minor) of every ISO 4217 currency, registered as `currencies` for the stages."""
+    import pyarrow as pa
+
+    codes = currency_rows()
+    return pa.table({"code": [c for c, _m in codes], "minor": [m for _c, m in codes]})
+
+
 _SEQ = re.compile(r"\{seq(?::0(\d+))?\}")
 
 

@@ -1,4 +1,4 @@
-"""The subledger's own inputs: customer master data and opening items.
+"""The subledger's own inputs: customer master data, opening items and disputes.
 
 Customers are kept in the state store (later drops send new or changed rows
 only; a column a file does not have keeps its stored value). Opening items, accepted on
@@ -26,6 +26,9 @@ def post(drop, executor: Executor, as_of: dt.date, run_id: str) -> dict[str, int
     items = drop.tables.get("opening_items")
     if items is not None and items.num_rows:
         counts["opening_items"] = _open_items(executor, items, as_of)
+    disputes = drop.tables.get("disputes")
+    if disputes is not None and disputes.num_rows:
+        counts["dispute_events"] = _disputes(executor, disputes, as_of)
     return counts
 
 
@@ -58,3 +61,20 @@ def _open_items(executor: Executor, items: pa.Table, as_of: dt.date) -> int:
         "due_date, currency, amount_open, amount_open, coalesce(dunning_level, 0), "
         "last_dunned_on, ?::DATE, NULL FROM tonight_opening", [as_of])
     return items.num_rows
+
+
+# Each row is an event; per invoice the latest (by opened_on, then file and row
+# order) stands, and tonight's replaces what the state store had.
+_DISPUTES = """
+INSERT OR REPLACE INTO state.disputes
+SELECT invoice_id, status, opened_on, reason, ?::DATE
+FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id
+                                   ORDER BY opened_on DESC, __file DESC, __row DESC) AS n
+      FROM tonight_disputes)
+WHERE n = 1"""
+
+
+def _disputes(executor: Executor, disputes: pa.Table, as_of: dt.date) -> int:
+    executor.register("tonight_disputes", disputes)
+    executor.query(_DISPUTES, [as_of])
+    return disputes.num_rows

@@ -1,0 +1,488 @@
+"""Cash application: tonight's payments, and unapplied cash from earlier nights, matched
+to open items by the client's ordered strategies.
+
+Each strategy takes the payments still unmatched. `reference` and `amount` are SQL
+over the whole night at once, run in rounds: a round picks items for every
+payment, lets go each payment none of whose items an earlier payment (received
+first, then by id) also picked, and settles those; the others are tried again in
+the next round against what is left. `combination` is a bounded search in Python
+(`stages.combination`) over the payer's items still open after the first two.
+
+Settling a payment (`cash_sql.SETTLE`): cash that covers the items pays them; a
+shortfall within the discounts the payment may take and the strategy's tolerance
+settles them in full, the discount booked as discount and the rest written off; a
+shortfall beyond is applied in allocation order (`partial`) or left with an
+exception. Cash left over stays unapplied on the customer and is tried again on
+later nights.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.config.client import ClientConfig
+from engine.config.matching import Matching, Strategy, Tolerance
+from engine.config.ruleset import RuleSet
+from engine.dsl.compile import bind_as_of, literal
+from engine.exceptions import Problem
+from engine.executor import Executor
+from engine.stages import cash_sql as sql_text
+from engine.stages import combination
+from engine.stages.sql import Statement, round_minor, template
+
+COMPONENT_TYPES = {"fees": ("fee",), "interest": ("interest",)}
+
+
+@dataclass
+class Applied:
+    """What the stage made: the cash_applications rows and the problems it found."""
+
+    applications: pa.Table
+    problems: list[Problem]
+
+
+# --- reference keys ---------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{(year|seq(?::0(\d+))?)\}")
+SEPARATORS = r"[\s\-_#./:]*"
+
+
+def reference_pattern(fmt: str) -> tuple[str, list[tuple[str, str | int]]]:
+    """A regex finding numbers of `fmt` in free text, and how to build each one's key.
+
+    Letters match in any case, every separator of the format (and none) matches any
+    run of spaces, dashes, '#', '_', '.', '/' or ':'. The parts are ("text", "NW"),
+    ("year", group) and ("seq", group, width) in format order."""
+    pattern = [r"(?i)(?:^|[^a-z0-9]|inv)"]
+    parts: list[tuple] = []
+    group = 0
+    pos = 0
+    for m in _PLACEHOLDER.finditer(fmt):
+        pattern.append(_literal(fmt[pos:m.start()], parts))
+        group += 1
+        if m.group(1) == "year":
+            pattern.append(r"(\d{4})")
+            parts.append(("year", group))
+        else:
+            pattern.append(r"(\d+)")
+            parts.append(("seq", group, int(m.group(2) or 0)))
+        pos = m.end()
+    pattern.append(_literal(fmt[pos:], parts))
+    return "".join(pattern), parts
+
+
+def _literal(text: str, parts: list[tuple]) -> str:
+    out = []
+    for chunk in re.findall(r"[A-Za-z0-9]+|[^A-Za-z0-9]+", text):
+        if chunk[0].isalnum():
+            out.append(re.escape(chunk))
+            parts.append(("text", chunk.upper()))
+        else:
+            out.append(SEPARATORS)
+    return "".join(out)
+
+
+def reference_key(fmt: str, found: exp.Expression) -> exp.Expression:
+    """The item key (`NW2026000041`) of a number of `fmt` as found in a text."""
+    pattern, parts = reference_pattern(fmt)
+    pieces: list[exp.Expression] = []
+    for part in parts:
+        if part[0] == "text":
+            pieces.append(exp.Literal.string(part[1]))
+            continue
+        digits = exp.Anonymous(this="regexp_extract", expressions=[
+            found.copy(), exp.Literal.string(pattern), exp.Literal.number(part[1])])
+        if part[0] == "seq":
+            digits = _padded(exp.Anonymous(this="ltrim", expressions=[
+                digits, exp.Literal.string("0")]), part[2])
+        pieces.append(digits)
+    out = pieces[0]
+    for piece in pieces[1:]:
+        out = exp.DPipe(this=out, expression=piece)
+    return out
+
+
+def _padded(text: exp.Expression, width: int) -> exp.Expression:
+    if not width:
+        return text
+    pad = exp.Pad(this=text.copy(), expression=exp.Literal.number(width),
+                  fill_pattern=exp.Literal.string("0"), is_left=True)
+    longer = exp.GTE(this=exp.Length(this=text.copy()), expression=exp.Literal.number(width))
+    return exp.Case(ifs=[exp.If(this=longer, true=text)], default=pad)
+
+
+# --- tolerance as SQL ---------------------------------------------------------------
+
+def within(tolerance: Tolerance, difference: exp.Expression,
+           open_amount: exp.Expression) -> exp.Expression:
+    """SQL of `Tolerance.allows`: `difference` (>= 0) within the tolerance."""
+    conds: list[exp.Expression] = []
+    if tolerance.absolute is not None:
+        conds.append(exp.LTE(this=difference.copy(), expression=literal(tolerance.absolute)))
+    if tolerance.percent is not None:
+        conds.append(exp.LTE(this=difference.copy(), expression=exp.Mul(
+            this=literal(tolerance.percent), expression=open_amount.copy())))
+    if not conds:
+        return exp.EQ(this=difference.copy(), expression=exp.Literal.number(0))
+    return exp.and_(*conds)
+
+
+def fits(tolerance: Tolerance, cash: exp.Expression, open_amount: exp.Expression,
+         discount: exp.Expression) -> exp.Expression:
+    """SQL of `combination.settles` for one item."""
+    short = exp.Sub(this=open_amount.copy(), expression=cash.copy())
+    over = exp.Sub(this=cash.copy(), expression=open_amount.copy())
+    beyond_discount = exp.Sub(this=short.copy(), expression=exp.Least(
+        this=short.copy(), expressions=[discount.copy()]))
+    return exp.Paren(this=exp.or_(
+        exp.and_(exp.LTE(this=short.copy(), expression=exp.Literal.number(0)),
+                 within(tolerance, over, open_amount)),
+        exp.and_(exp.GT(this=short.copy(), expression=exp.Literal.number(0)),
+                 within(tolerance, beyond_discount, open_amount))))
+
+
+# --- the plan -----------------------------------------------------------------------
+
+def _flag(strategy: Strategy) -> exp.Expression:
+    return exp.column(f"w{strategy.index}", table="p")
+
+
+def _component(matching: Matching) -> exp.Expression:
+    """Each item's place in the allocation order: fees, interest, principal as configured."""
+    item_type = exp.column("item_type", table="o")
+    ifs = []
+    for rank, name in enumerate(matching.components):
+        types = COMPONENT_TYPES.get(name)
+        if types:
+            ifs.append(exp.If(this=exp.In(this=item_type.copy(), expressions=[
+                exp.Literal.string(t) for t in types]), true=exp.Literal.number(rank)))
+    return exp.Case(ifs=ifs, default=exp.Literal.number(matching.components.index("principal")))
+
+
+def setup_statements(ruleset: RuleSet, matching: Matching) -> list[Statement]:
+    """The payments (with each strategy's `when`), the items and the reference keys."""
+    client = ruleset.client
+    payments = template(sql_text.PAYMENTS)
+    for s in matching.strategies:
+        cond = exp.true() if s.when is None else exp.Coalesce(
+            this=exp.Paren(this=s.when.sql.copy()), expressions=[exp.false()])
+        payments.args["expression"].select(exp.alias_(cond, f"w{s.index}"), copy=False)
+    items = template(sql_text.ITEMS, discount=_discount(client),
+                     discount_days=client.discount_days, component=_component(matching))
+    if not matching.oldest_first:
+        window = items.find(exp.Window)
+        for ordered in window.find_all(exp.Ordered):
+            if ordered.this.name in ("due_date", "invoice_id"):
+                ordered.set("desc", True)
+    found = exp.column("found")
+    pattern, _parts = reference_pattern(client.invoice_format)
+    refs = template(sql_text.REFS, pattern=pattern,
+                    key=reference_key(client.invoice_format, found))
+    return [Statement("cash_pay", payments), Statement("cash_items", items),
+            Statement("cash_refs", refs), Statement("cash_apps", template(sql_text.APPS))]
+
+
+def _discount(client: ClientConfig) -> exp.Expression:
+    """The early-payment discount of an item: its original amount x percent, rounded."""
+    if client.discount_percent is None:
+        return exp.Literal.number(0)
+    product = exp.Mul(this=exp.cast(exp.column("amount_original", table="o"), "DECIMAL(38,4)"),
+                      expression=literal(client.discount_percent))
+    return round_minor(product, exp.column("minor", table="cur"), client.rounding)
+
+
+def round_statements(strategy: Strategy) -> list[Statement]:
+    """One round of a SQL strategy: candidates, picks, the payments that go."""
+    flag = _flag(strategy)
+    if strategy.type == "reference":
+        cand = template(sql_text.REFERENCE_CANDIDATES, flag=flag)
+        pick = template(sql_text.REFERENCE_PICK)
+    else:
+        disc = exp.Case(ifs=[exp.If(
+            this=exp.LTE(this=exp.column("received_on", table="p"),
+                         expression=exp.column("discount_until", table="i")),
+            true=exp.column("discount", table="i"))], default=exp.Literal.number(0))
+        cand = template(sql_text.AMOUNT_CANDIDATES, flag=flag, fits=fits(
+            strategy.tolerance, exp.column("cash", table="p"),
+            exp.column("open_amount", table="i"), disc))
+        pick = template(sql_text.AMOUNT_PICK,
+                        tie_exception=exp.Boolean(this=strategy.tie_break == "exception"))
+    return [Statement(f"{strategy.id}: candidates", cand), Statement(f"{strategy.id}: pick", pick),
+            Statement(f"{strategy.id}: go", template(sql_text.GO))]
+
+
+def settle_statements(strategy: Strategy) -> list[Statement]:
+    """Settle the payments that go, and book what they apply."""
+    short = exp.column("short")
+    beyond = exp.Sub(this=short, expression=exp.Least(this=short.copy(), expressions=[
+        exp.column("total_disc")]))
+    settle = template(sql_text.SETTLE, settles=within(strategy.tolerance, beyond,
+                                                      exp.column("total_open")))
+    short_exception = exp.Boolean(this=strategy.type == "reference"
+                                  and strategy.on_short == "exception")
+    subs = {"strategy": strategy.index, "short_exception": short_exception}
+    return [Statement(f"{strategy.id}: settle", settle),
+            Statement(f"{strategy.id}: apply", template(sql_text.APPLY_ROWS, **subs)),
+            Statement(f"{strategy.id}: reduce items", template(sql_text.APPLY_ITEMS, **subs)),
+            Statement(f"{strategy.id}: reduce payments",
+                      template(sql_text.APPLY_PAYMENTS, strategy=strategy.index,
+                               short_exception=short_exception))]
+
+
+def plan(ruleset: RuleSet, matching: Matching) -> list[Statement]:
+    """Every statement of the stage, for `ruledger compile` (rounds repeat at run time)."""
+    out = setup_statements(ruleset, matching)
+    for s in matching.strategies:
+        if s.type == "combination":
+            out.append(Statement(f"{s.id}: the payer's items for the bounded search",
+                                 template(sql_text.COMBINATION_INPUT, flag=_flag(s))))
+            out += settle_statements(s)
+        else:
+            out += round_statements(s) + settle_statements(s)
+    out.append(Statement("cash_apps: what stays unapplied", template(sql_text.REST)))
+    return out
+
+
+def strategies_table(matching: Matching) -> pa.Table:
+    return pa.table({
+        "idx": pa.array([s.index for s in matching.strategies], pa.int32()),
+        "strategy_id": pa.array([s.id for s in matching.strategies], pa.string()),
+        "rule_ref": pa.array([s.rule_ref for s in matching.strategies], pa.string()),
+        "tolerance_ref": pa.array([(s.tolerance.ref or s.ref).rule_ref
+                                   for s in matching.strategies], pa.string()),
+    })
+
+
+# --- the run ------------------------------------------------------------------------
+
+def run(executor: Executor, ruleset: RuleSet, matching: Matching, as_of: dt.date) -> Applied:
+    """Match tonight's payments and the carried unapplied cash; read what was applied."""
+    executor.register("cash_strategies", strategies_table(matching))
+
+    def execute(statements: list[Statement]) -> None:
+        for statement in statements:
+            executor.execute(bind_as_of(statement.tree, as_of))
+
+    execute(setup_statements(ruleset, matching))
+    problems: list[Problem] = []
+    searched: dict[str, tuple[Strategy, combination.Found]] = {}
+    for strategy in matching.strategies:
+        if strategy.type == "combination":
+            searched.update(_combination(executor, strategy, execute))
+            continue
+        while True:
+            execute(round_statements(strategy))
+            problems += _ambiguous(executor, strategy)
+            deferred = executor.query(sql_text.DEFERRED)[0][0]
+            execute(settle_statements(strategy))
+            problems += _short(executor, strategy)
+            if not deferred:
+                break
+    execute([Statement("rest", template(sql_text.REST))])
+    problems += _leftovers(executor, matching, searched)
+    problems += _unmatched(executor, matching, searched)
+    applications = executor.fetch(template(sql_text.APPLICATIONS,
+                                           unmatched_ref=matching.ref.rule_ref))
+    return Applied(applications, problems)
+
+
+def _combination(executor: Executor, strategy: Strategy, execute,
+                 ) -> dict[str, tuple[Strategy, combination.Found]]:
+    """The bounded search for each payment still open, payment by payment in order of
+    receipt; each match takes its items out of the pool of the payments after it."""
+    rows = executor.query(executor.render(template(sql_text.COMBINATION_INPUT,
+                                                   flag=_flag(strategy))))
+    payments: dict[str, tuple[Decimal, list[combination.Item]]] = {}
+    for pid, cash, _received, _cur, _cust, invoice_id, open_amount, disc, rank in rows:
+        payments.setdefault(pid, (cash, []))[1].append(
+            combination.Item(invoice_id, open_amount, disc, rank))
+    taken: set[str] = set()
+    picks: list[tuple[str, str]] = []
+    searched = {}
+    for pid, (cash, items) in payments.items():
+        pool = [i for i in items if i.invoice_id not in taken]
+        found = combination.search(cash, pool, strategy.max_items, strategy.tolerance)
+        searched[pid] = (strategy, found)
+        if found.outcome == "match":
+            taken.update(i.invoice_id for i in found.items)
+            picks += [(pid, i.invoice_id) for i in found.items]
+    executor.register("cash_combination", pa.table({
+        "payment_id": pa.array([p for p, _ in picks], pa.string()),
+        "invoice_id": pa.array([i for _, i in picks], pa.string())}))
+    execute([Statement("cash_go", template(sql_text.COMBINATION_GO))])
+    execute(settle_statements(strategy))
+    return searched
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
+    rows = executor.query(sql_text.AMBIGUOUS_ROWS)
+    by_payment: dict[str, list] = defaultdict(list)
+    for pid, invoice_id, open_amount, cash, currency in rows:
+        by_payment[pid].append((invoice_id, open_amount, cash, currency))
+    if by_payment:
+        executor.query(sql_text.MARK_EXCEPTION, ["AMOUNT_AMBIGUOUS", strategy.index,
+                                                 list(by_payment)])
+    out = []
+    for pid, items in by_payment.items():
+        _i, _o, cash, currency = items[0]
+        names = ", ".join(f"{i} ({_money(o)})" for i, o, _c, _cur in items)
+        out.append(Problem(
+            "warning", "AMOUNT_AMBIGUOUS", "matching", "payment", pid,
+            f"payment {pid} of {_money(cash)} {currency} fits {len(items)} open items: {names}; "
+            f"tie_break of {strategy.id} is exception, so it stays unapplied for a person to "
+            "decide", strategy.id, strategy.rule_ref,
+            details={"candidates": [{"invoice_id": i, "open_amount": str(o)}
+                                    for i, o, _c, _cur in items]}))
+    return out
+
+
+def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
+    rows = executor.query(sql_text.SHORT_ROWS)
+    by_payment: dict[str, list] = defaultdict(list)
+    for pid, invoice_id, total_open, cash, currency in rows:
+        by_payment[pid].append((invoice_id, total_open, cash, currency))
+    out = []
+    exception = strategy.on_short == "exception"
+    if exception and by_payment:
+        executor.query(sql_text.MARK_EXCEPTION, ["PAYMENT_SHORT", strategy.index,
+                                                 list(by_payment)])
+    for pid, items in by_payment.items():
+        _i, total, cash, currency = items[0]
+        ids = ", ".join(i for i, *_ in items)
+        tol = strategy.tolerance.describe()
+        if exception:
+            out.append(Problem(
+                "warning", "PAYMENT_SHORT", "matching", "payment", pid,
+                f"payment {pid} of {_money(cash)} {currency} names {ids} ({_money(total)} open) "
+                f"and is {_money(total - cash)} short, beyond the tolerance of {strategy.id} "
+                f"({tol}); on_short is exception, so it stays unapplied",
+                strategy.id, strategy.rule_ref,
+                details={"invoices": [i for i, *_ in items], "open_amount": str(total),
+                         "short": str(total - cash)}))
+        else:
+            out.append(Problem(
+                "info", "PARTIAL_PAYMENT", "matching", "payment", pid,
+                f"payment {pid} of {_money(cash)} {currency} is {_money(total - cash)} short of "
+                f"{ids} ({_money(total)} open), beyond the tolerance of {strategy.id} ({tol}); "
+                "applied in part, the rest stays open", strategy.id, strategy.rule_ref,
+                details={"invoices": [i for i, *_ in items], "open_amount": str(total),
+                         "short": str(total - cash)}))
+    return out
+
+
+def _leftovers(executor: Executor, matching: Matching,
+               searched: dict[str, tuple[Strategy, combination.Found]]) -> list[Problem]:
+    """An info for each matched payment of tonight with cash left over."""
+    rows = executor.query(
+        "SELECT p.payment_id, p.cash, p.currency, coalesce(p.customer_id, p.match_customer), "
+        "p.strategy_idx FROM cash_pay AS p WHERE p.state = 'matched' AND p.cash > 0 "
+        "AND p.origin = 'drop' ORDER BY p.payment_id")
+    out = []
+    for pid, cash, currency, customer, idx in rows:
+        strategy = matching.strategies[idx]
+        out.append(Problem(
+            "info", "OVERPAYMENT", "matching", "payment", pid,
+            f"payment {pid} paid {_money(cash)} {currency} more than the items {strategy.id} "
+            f"matched; it stays as unapplied cash on customer {customer} and is tried again "
+            "on later nights", strategy.id, strategy.rule_ref,
+            details={"unapplied": str(cash), "customer_id": customer}))
+    return out
+
+
+def _unmatched(executor: Executor, matching: Matching,
+               searched: dict[str, tuple[Strategy, combination.Found]]) -> list[Problem]:
+    """A warning for each payment of tonight no strategy matched, with the best three
+    candidates and why each failed."""
+    payments = executor.query(sql_text.UNMATCHED_PAYMENTS)
+    if not payments:
+        return []
+    flags = {row[0]: row[1:] for row in executor.query(
+        "SELECT payment_id, " + ", ".join(f"w{s.index}" for s in matching.strategies)
+        + " FROM cash_pay WHERE state = 'open' AND origin = 'drop'")}
+    candidates: dict[str, list[tuple]] = defaultdict(list)
+    for row in executor.query(sql_text.UNMATCHED_CANDIDATES):
+        candidates[row[0]].append(row[1:])
+    out = []
+    for pid, customer, currency, _received, cash, reference in payments:
+        applies = [s for s, on in zip(matching.strategies, flags[pid], strict=True) if on]
+        ranked = sorted(candidates.get(pid, []),
+                        key=lambda c: (not c[7], c[5] is not None, c[2] != currency,
+                                       abs(c[4] - cash), c[0]))[:3]
+        listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
+                   "why_not": _why_not(c, customer, currency, cash, applies)} for c in ranked]
+        why = _payment_why(customer, reference, applies, matching, searched.get(pid))
+        text = f"payment {pid} of {_money(cash)} {currency}"
+        text += f" from customer {customer}" if customer else " from an unidentified payer"
+        text += f" matches no strategy ({why}); it stays as unapplied cash"
+        if listed:
+            text += ". Best candidates: " + "; ".join(
+                f"{c['invoice_id']} ({c['why_not']})" for c in listed)
+        out.append(Problem("warning", "PAYMENT_UNMATCHED", "matching", "payment", pid, text,
+                           None, matching.ref.rule_ref,
+                           details={"candidates": listed, "why": why}))
+    return out
+
+
+def _payment_why(customer, reference, applies: list[Strategy], matching: Matching,
+                 searched: tuple[Strategy, combination.Found] | None) -> str:
+    reasons = []
+    if not applies:
+        return "no strategy's `when` holds for it"
+    if not customer:
+        reasons.append("the payer is unknown, so only a reference can match")
+    if not reference:
+        reasons.append("there is no reference")
+    if searched is not None:
+        strategy, found = searched
+        reasons.append({
+            "none": f"{strategy.id} found no set of up to {strategy.max_items} items",
+            "ambiguous": f"{strategy.id} found more than one set: "
+                         f"{', '.join(i.invoice_id for i in found.items)} and "
+                         f"{', '.join(i.invoice_id for i in found.other)}",
+            "limit": f"{strategy.id} gave up after {found.steps:,} steps of its bounded search",
+            "match": f"{strategy.id} found a set",
+        }[found.outcome])
+    return "; ".join(reasons) or "no open item fits"
+
+
+def _why_not(c: tuple, customer, currency: str, cash: Decimal,
+             applies: list[Strategy]) -> str:
+    invoice_id, item_customer, item_currency, _due, open_amount, closed_on, disputed, named = c
+    if closed_on is not None or not open_amount:
+        return f"already settled{f' on {closed_on}' if closed_on else ' tonight'}"
+    if item_currency != currency:
+        return f"in {item_currency}, the payment is in {currency}"
+    if customer and item_customer != customer:
+        return f"customer {item_customer}'s, the payer is {customer}"
+    if named and not any(s.type == "reference" for s in applies):
+        return "named in the reference, but no reference strategy applies to this payment"
+    if disputed and not named:
+        return "under dispute: matched only when the reference names it"
+    diff = open_amount - cash
+    side = f"{_money(abs(diff))} {'short' if diff > 0 else 'over'}"
+    tolerances = ", ".join(f"{s.id} allows {s.tolerance.describe()}" for s in applies
+                           if s.type != "reference")
+    return f"open {_money(open_amount)}, the payment is {side}" + (
+        f" ({tolerances})" if tolerances else "")
+
+
+# --- the subledger --------------------------------------------------------------------
+
+def post(executor: Executor, as_of: dt.date, run_id: str) -> None:
+    """Tonight's applications into the subledger: open items reduced or closed, unapplied
+    cash carried, tonight's payments processed."""
+    executor.query(sql_text.CLOSE_ITEMS, [as_of])
+    executor.query(sql_text.CARRY, [as_of])
+    executor.query(sql_text.UNAPPLY, [as_of])
+    executor.query(sql_text.PROCESSED, [as_of, run_id])
