@@ -328,13 +328,18 @@ def _money(value: Decimal) -> str:
 def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
     rows = executor.query(sql_text.AMBIGUOUS_ROWS)
     by_payment: dict[str, list] = defaultdict(list)
-    for pid, invoice_id, open_amount, cash, currency in rows:
+    carried = set()
+    for pid, invoice_id, open_amount, cash, currency, origin in rows:
         by_payment[pid].append((invoice_id, open_amount, cash, currency))
+        if origin == "carried":
+            carried.add(pid)
     if by_payment:
         executor.query(sql_text.MARK_EXCEPTION, ["AMOUNT_AMBIGUOUS", strategy.index,
                                                  list(by_payment)])
     out = []
     for pid, items in by_payment.items():
+        if pid in carried:  # raised the night it came in; it waits for a person
+            continue
         _i, _o, cash, currency = items[0]
         names = ", ".join(f"{i} ({_money(o)})" for i, o, _c, _cur in items)
         out.append(Problem(
@@ -350,14 +355,19 @@ def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
 def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
     rows = executor.query(sql_text.SHORT_ROWS)
     by_payment: dict[str, list] = defaultdict(list)
-    for pid, invoice_id, total_open, cash, currency in rows:
+    carried = set()
+    for pid, invoice_id, total_open, cash, currency, origin in rows:
         by_payment[pid].append((invoice_id, total_open, cash, currency))
+        if origin == "carried":
+            carried.add(pid)
     out = []
     exception = strategy.on_short == "exception"
     if exception and by_payment:
         executor.query(sql_text.MARK_EXCEPTION, ["PAYMENT_SHORT", strategy.index,
                                                  list(by_payment)])
     for pid, items in by_payment.items():
+        if exception and pid in carried:  # raised the night it came in
+            continue
         _i, total, cash, currency = items[0]
         ids = ", ".join(i for i, *_ in items)
         tol = strategy.tolerance.describe()
@@ -421,7 +431,8 @@ def _unmatched(executor: Executor, matching: Matching,
                                        abs(c[4] - cash), c[0]))[:3]
         listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
                    "why_not": _why_not(c, customer, currency, cash, applies)} for c in ranked]
-        why = _payment_why(customer, reference, applies, matching, searched.get(pid))
+        named = any(c[7] for c in candidates.get(pid, []))
+        why = _payment_why(customer, reference, named, applies, searched.get(pid))
         text = f"payment {pid} of {_money(cash)} {currency}"
         text += f" from customer {customer}" if customer else " from an unidentified payer"
         text += f" matches no strategy ({why}); it stays as unapplied cash"
@@ -434,7 +445,7 @@ def _unmatched(executor: Executor, matching: Matching,
     return out
 
 
-def _payment_why(customer, reference, applies: list[Strategy], matching: Matching,
+def _payment_why(customer, reference, named: bool, applies: list[Strategy],
                  searched: tuple[Strategy, combination.Found] | None) -> str:
     reasons = []
     if not applies:
@@ -443,6 +454,8 @@ def _payment_why(customer, reference, applies: list[Strategy], matching: Matchin
         reasons.append("the payer is unknown, so only a reference can match")
     if not reference:
         reasons.append("there is no reference")
+    elif not named:
+        reasons.append("the reference names no invoice")
     if searched is not None:
         strategy, found = searched
         reasons.append({
