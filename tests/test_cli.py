@@ -202,7 +202,7 @@ def test_runs_lists_the_run_log_without_changing_the_state(tmp_path, capsys):
     assert main(["runs", str(ROOT / "rules" / "lakeshore"), "--state", str(state), "--json"]) == 0
     (record,) = __import__("json").loads(capsys.readouterr().out)
     assert (record["as_of"], record["counts"]["rows_in"], record["counts"]["invoices"]) == (
-        "2026-03-02", 78, 16)
+        "2026-03-02", 86, 16)
     assert state.read_bytes() == before
     assert main(["runs", "lakeshore", "--state", str(tmp_path / "none.duckdb")]) == 2
 
