@@ -64,15 +64,18 @@ def test_check_json_output(client_dir, capsys):
     assert (problem["code"], problem["line"], problem["col"]) == ("E112", 23, 11)
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", "spark", "postgres", "snowflake"])
+@pytest.mark.parametrize("dialect", ["duckdb", "spark", "postgres", "snowflake", "bigquery"])
 def test_compile_prints_every_expression_in_the_dialect(dialect, capsys):
     assert main(["compile", str(ROOT / "rules" / "nordwind"), "--dialect", dialect]) == 0
     out = capsys.readouterr().out
     assert out.count("-- rules/nordwind/") + out.count(f"-- {ROOT}/rules/nordwind/") >= 16
     assert "-- ingest transactions: type and check every row" in out
     marker = {"duckdb": "REGEXP_MATCHES(product_code", "spark": "product_code RLIKE",
-              "postgres": "product_code ~ ", "snowflake": "REGEXP_LIKE(product_code"}[dialect]
+              "postgres": "product_code ~ ", "snowflake": "REGEXP_LIKE(product_code",
+              "bigquery": "REGEXP_CONTAINS(product_code"}[dialect]
     assert marker in out
+    for stage in ("-- cash cash_refs", "-- cash by_reference: settle", "-- journal: payment"):
+        assert stage in out
 
 
 def test_bad_arguments_exit_2(capsys):

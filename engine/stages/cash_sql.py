@@ -138,12 +138,12 @@ WITH s AS (
   JOIN cash_pay AS p ON p.payment_id = g.payment_id
   JOIN cash_items AS i ON i.invoice_id = g.invoice_id
 ), t AS (
-  SELECT *, sum(open_amount) OVER w AS total_open, sum(disc) OVER w AS total_disc,
-         coalesce(sum(disc) OVER before, 0) AS disc_before
+  SELECT *, sum(open_amount) OVER (PARTITION BY payment_id) AS total_open,
+         sum(disc) OVER (PARTITION BY payment_id) AS total_disc,
+         coalesce(sum(disc) OVER (PARTITION BY payment_id ORDER BY alloc_rank
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+           AS disc_before
   FROM s
-  WINDOW w AS (PARTITION BY payment_id),
-         before AS (PARTITION BY payment_id ORDER BY alloc_rank
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), m AS (
   SELECT *, total_open - cash AS short,
          CASE WHEN cash >= total_open THEN 'full' WHEN :settles THEN 'settle'
