@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from loguru import logger
@@ -110,8 +111,14 @@ def _summary_text(summary: dict) -> str:
              f"  rejected     {summary.get('rejected', 0):>8}"]
     lines += [f"  {table:<12} {n:>8} accepted" for table, n in accepted.items()]
     made = [("invoices", "invoices"), ("credit_notes", "credit notes"),
-            ("lines_held", "lines held"), ("exceptions", "exceptions")]
-    lines += [f"  {label:<12} {summary[key]:>8}" for key, label in made if key in summary]
+            ("lines_held", "lines held"), ("cash_applied", "cash applied"),
+            ("payments_unmatched", "unmatched"), ("exceptions", "exceptions")]
+    for key, label in made:
+        if key in summary:
+            value = summary[key]
+            if isinstance(value, dict):  # money per currency
+                value = ", ".join(f"{Decimal(v):,.2f} {c}" for c, v in value.items()) or "0"
+            lines.append(f"  {label:<12} {value:>8}")
     lines.append(f"  outputs      {summary['outputs']}")
     return "\n".join(lines)
 

@@ -257,9 +257,13 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
         applied.applications, tables.OUTPUTS["cash_applications"], run_id)
     entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
     cash.post(executor, as_of, run_id)
-    rows = applied.applications
-    counts.update(payments=payments.num_rows, cash_applied=str(sum(
-        (r["applied_amount"] for r in rows.to_pylist() if r["invoice_id"]), Decimal(0))),
+    applied_by_currency: dict[str, Decimal] = {}
+    for r in applied.applications.to_pylist():
+        if r["invoice_id"]:
+            applied_by_currency[r["currency"]] = (applied_by_currency.get(r["currency"], 0)
+                                                  + r["applied_amount"])
+    counts.update(payments=payments.num_rows, cash_applied={
+        c: f"{v:.2f}" for c, v in sorted(applied_by_currency.items())},
         payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
     logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
                 "strategy")
