@@ -206,8 +206,11 @@ def round_statements(strategy: Strategy) -> list[Statement]:
         pick = template(sql_text.REFERENCE_PICK)
     else:
         disc = exp.Case(ifs=[exp.If(
-            this=exp.LTE(this=exp.column("received_on", table="p"),
-                         expression=exp.column("discount_until", table="i")),
+            this=exp.and_(
+                exp.LTE(this=exp.column("received_on", table="p"),
+                        expression=exp.column("discount_until", table="i")),
+                exp.EQ(this=exp.column("open_amount", table="i"),
+                       expression=exp.column("amount_original", table="i"))),
             true=exp.column("discount", table="i"))], default=exp.Literal.number(0))
         cand = template(sql_text.AMOUNT_CANDIDATES, flag=flag, fits=fits(
             strategy.tolerance, exp.column("cash", table="p"),

@@ -34,8 +34,7 @@ SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.d
        o.amount_original, CAST(o.amount_open AS DECIMAL(18,4)) AS open_amount,
        upper(regexp_replace(o.invoice_id, '[^A-Za-z0-9]', '', 'g')) AS ref_key,
        coalesce(d.status = 'open', false) AS disputed, d.opened_on AS disputed_since,
-       CASE WHEN o.item_type IN ('invoice', 'opening') AND o.amount_open = o.amount_original
-            THEN :discount ELSE 0 END AS discount,
+       CASE WHEN o.item_type IN ('invoice', 'opening') THEN :discount ELSE 0 END AS discount,
        o.invoice_date + :discount_days AS discount_until,
        :component AS component,
        row_number() OVER (ORDER BY :component, o.due_date, o.invoice_id) AS alloc_rank
@@ -123,7 +122,8 @@ SELECT count(DISTINCT payment_id) FROM cash_pick
 WHERE outcome = 'match' AND payment_id NOT IN (SELECT payment_id FROM cash_go)
 """
 
-# One payment and its items, in allocation order. `full`: the cash covers every
+# One payment and its items, in allocation order. An item takes its discount only
+# while nothing of it is paid (tonight's earlier payments included). `full`: the cash covers every
 # item; `settle`: short within tolerance, after the early-payment discounts it may
 # take; `short`: beyond. Discounts are granted in allocation order up to what the
 # payment is short; the cash then goes to each item's rest in allocation order,
@@ -133,7 +133,8 @@ CREATE OR REPLACE TEMP TABLE cash_settled AS
 WITH s AS (
   SELECT g.payment_id, g.invoice_id, i.customer_id, p.currency, p.cash, i.open_amount,
          i.alloc_rank,
-         CASE WHEN p.received_on <= i.discount_until THEN i.discount ELSE 0 END AS disc
+         CASE WHEN p.received_on <= i.discount_until AND i.open_amount = i.amount_original
+              THEN i.discount ELSE 0 END AS disc
   FROM cash_go AS g
   JOIN cash_pay AS p ON p.payment_id = g.payment_id
   JOIN cash_items AS i ON i.invoice_id = g.invoice_id
@@ -220,7 +221,9 @@ CREATE OR REPLACE TEMP TABLE cash_go AS SELECT payment_id, invoice_id FROM cash_
 # The combination search reads the payer's undisputed open items.
 COMBINATION_INPUT = """
 SELECT p.payment_id, p.cash, p.received_on, p.currency, p.customer_id, i.invoice_id,
-       i.open_amount, CASE WHEN p.received_on <= i.discount_until THEN i.discount ELSE 0 END,
+       i.open_amount,
+       CASE WHEN p.received_on <= i.discount_until AND i.open_amount = i.amount_original
+            THEN i.discount ELSE 0 END,
        i.alloc_rank
 FROM cash_pay AS p
 JOIN cash_items AS i ON i.customer_id = p.customer_id AND i.currency = p.currency
