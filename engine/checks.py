@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
 import pyarrow as pa
@@ -139,9 +140,28 @@ def _listed(value: exp.Expression, table: str) -> exp.Expression:
 
 
 def reference_tables() -> dict[str, pa.Table]:
-    """ISO 4217 currencies and ISO 3166-1 countries, registered for the checks."""
-    return {"iso_currencies": pa.table({"code": list(_currencies())}),
+    """ISO 4217 currencies (with one minor unit) and ISO 3166-1 countries, registered for
+    the checks."""
+    codes = _currencies()
+    exponents = {c.code: c.exponent for c in Currency if c.exponent is not None}
+    units = [Decimal(1).scaleb(-exponents[c]) for c in codes]
+    return {"iso_currencies": pa.table({"code": list(codes),
+                                        "unit": pa.array(units, pa.decimal128(18, 4))}),
             "iso_countries": pa.table({"code": list(_countries())})}
+
+
+# Amounts of money that was paid or is owed: whole minor units of their currency.
+_WHOLE_UNITS = {("payments", "amount"), ("open_orders", "amount"),
+                ("opening_items", "amount_open")}
+
+
+def _whole_units(value: exp.Expression) -> exp.Expression:
+    """No currency of the row's whose minor unit `value` is not a multiple of."""
+    odd = exp.select("1").from_(exp.alias_(exp.to_table("iso_currencies"), "c", table=True)).where(
+        exp.and_(exp.EQ(this=exp.column("code", table="c"), expression=_col("currency")),
+                 exp.NEQ(this=exp.Mod(this=value.copy(), expression=exp.column("unit", table="c")),
+                         expression=exp.Literal.number(0))))
+    return exp.not_(exp.Exists(this=odd))
 
 
 def _region_country(table: str) -> str | None:
@@ -181,6 +201,10 @@ def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
     if (table, name) in positive:
         above_zero = exp.GT(this=value, expression=exp.Literal.number(0))
         checks.append(Check(name, exp.or_(null, above_zero), "must be greater than zero"))
+    if (table, name) in _WHOLE_UNITS:
+        checks.append(Check(name, exp.or_(null.copy(), _whole_units(value)),
+                            "more decimal places than the currency has (an amount of money "
+                            "is a whole number of cents, or of the currency's minor unit)"))
     if (table, name) == ("transactions", "unit_price"):
         product = exp.Abs(this=exp.Mul(this=exp.cast(_col("quantity"), "DECIMAL(38,6)"),
                                        expression=exp.cast(value.copy(), "DECIMAL(38,6)")))

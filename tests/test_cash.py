@@ -692,3 +692,22 @@ def test_a_payment_id_sent_again_is_rejected_and_not_applied_twice(tmp_path):
     assert open_items(s) == [("T-2026-0001", D("500"), None)]
     assert s.state("SELECT count(*) FROM runs") == [(2,)]
 
+
+
+# --- amounts of money are whole minor units ----------------------------------------------
+
+def test_an_amount_finer_than_the_currency_is_rejected(tmp_path):
+    """10.005 EUR and 100.5 JPY are no amounts of money: rejected at ingest, never applied;
+    10.00 EUR and 100 JPY are fine. Opening items are held to the same rule."""
+    s = scenario(tmp_path, matching(reference()))
+    payments = [pay("P1", "10.005", "T-2026-0001"), pay("P2", "100.5", currency="JPY"),
+                pay("P3", "10.00", "T-2026-0001"), pay("P4", "100", currency="JPY")]
+    items = [item(1, "1200.00"), item(2, "99.999")]
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=items, payments=payments) == 0
+    rejects = money(s.rows("rejects"), "source_file", "row_number", "column", "value")
+    assert rejects == [("opening_items.csv", 2, "amount_open", "99.999"),
+                       ("payments.csv", 1, "amount", "10.005"),
+                       ("payments.csv", 2, "amount", "100.5")]
+    assert "more decimal places than the currency has" in s.rows("rejects")[0]["reason"]
+    assert [r[:3] for r in applications(s)] == [("P3", "T-2026-0001", "10"),
+                                                ("P4", None, "100")]

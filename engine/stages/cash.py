@@ -434,7 +434,7 @@ def _unmatched(executor: Executor, matching: Matching,
                                        abs(c[4] - cash), c[0]))[:3]
         listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
                    "why_not": _why_not(c, customer, currency, cash, applies)} for c in ranked]
-        named = any(c[7] for c in candidates.get(pid, []))
+        named = {c[1] for c in candidates.get(pid, []) if c[7] and c[2] == currency}
         why = _payment_why(customer, reference, named, applies, searched.get(pid))
         text = f"payment {pid} of {_money(cash)} {currency}"
         text += f" from customer {customer}" if customer else " from an unidentified payer"
@@ -448,8 +448,9 @@ def _unmatched(executor: Executor, matching: Matching,
     return out
 
 
-def _payment_why(customer, reference, named: bool, applies: list[Strategy],
+def _payment_why(customer, reference, named: set[str], applies: list[Strategy],
                  searched: tuple[Strategy, combination.Found] | None) -> str:
+    """`named`: the customers of the invoices in the payment's currency its reference names."""
     reasons = []
     if not applies:
         return "no strategy's `when` holds for it"
@@ -458,7 +459,10 @@ def _payment_why(customer, reference, named: bool, applies: list[Strategy],
     if not reference:
         reasons.append("there is no reference")
     elif not named:
-        reasons.append("the reference names no invoice")
+        reasons.append("the reference names no invoice in its currency")
+    elif not customer and len(named) > 1:
+        reasons.append(f"the reference names invoices of {len(named)} customers "
+                       f"({', '.join(sorted(named))})")
     if searched is not None:
         strategy, found = searched
         reasons.append({
