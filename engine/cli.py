@@ -117,7 +117,7 @@ def _summary_text(summary: dict) -> str:
         if key in summary:
             value = summary[key]
             if isinstance(value, dict):  # money per currency
-                value = ", ".join(f"{Decimal(v):,.2f} {c}" for c, v in value.items()) or "0"
+                value = ", ".join(f"{Decimal(v):,f} {c}" for c, v in value.items()) or "0"
             lines.append(f"  {label:<12} {value:>8}")
     lines.append(f"  outputs      {summary['outputs']}")
     return "\n".join(lines)

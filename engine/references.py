@@ -57,14 +57,15 @@ CHECKS: tuple[ReferenceCheck, ...] = (
                || CAST(p.as_of AS VARCHAR) AS reason
         FROM accepted t JOIN state.processed_ids p
           ON p.kind = 'payment' AND p.id = t.payment_id"""),
+    ReferenceCheck("open_orders", "customer_id", _UNKNOWN_CUSTOMER),
+    ReferenceCheck("opening_items", "customer_id", _UNKNOWN_CUSTOMER),
+    # after the opening items' own checks: a dispute of a rejected opening item is rejected
     ReferenceCheck("disputes", "invoice_id", """
         SELECT __file, __row, invoice_id AS value,
                'unknown invoice ' || invoice_id || ' (no such item in the subledger)' AS reason
         FROM accepted t
         WHERE NOT EXISTS (SELECT 1 FROM state.open_items o WHERE o.invoice_id = t.invoice_id)
           AND NOT EXISTS (SELECT 1 FROM drop_opening o WHERE o.invoice_id = t.invoice_id)"""),
-    ReferenceCheck("open_orders", "customer_id", _UNKNOWN_CUSTOMER),
-    ReferenceCheck("opening_items", "customer_id", _UNKNOWN_CUSTOMER),
 )
 
 _KNOWN = """
@@ -82,15 +83,15 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     if not first_night and "opening_items" in drop.tables:
         _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
                                            "night only")
-    opening = drop.tables.get("opening_items")
-    executor.register("drop_opening", opening if opening is not None else
-                      accepted_schema("opening_items").empty_table())
     _duplicates_across_files(drop, executor)
     executor.register("known", executor.fetch(_KNOWN))
     for check in CHECKS:
         table = drop.tables.get(check.table)
         if table is None or table.num_rows == 0:
             continue
+        opening = drop.tables.get("opening_items")  # as far as checked by now
+        executor.register("drop_opening", opening if opening is not None else
+                          accepted_schema("opening_items").empty_table())
         executor.register("accepted", table)
         bad = executor.fetch(check.query)
         if bad.num_rows:

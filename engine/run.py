@@ -39,6 +39,7 @@ from engine.ingest import (
     inputs_digest,
     rows,
 )
+from engine.money import quantize
 from engine.output import (
     publish,
     sha256_of,
@@ -262,8 +263,8 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
         if r["invoice_id"]:
             applied_by_currency[r["currency"]] = (applied_by_currency.get(r["currency"], 0)
                                                   + r["applied_amount"])
-    counts.update(payments=payments.num_rows, cash_applied={
-        c: f"{v:.2f}" for c, v in sorted(applied_by_currency.items())},
+    counts.update(payments=payments.num_rows, cash_applied={  # exact: on the minor unit
+        c: str(quantize(v, c, "half_up")) for c, v in sorted(applied_by_currency.items())},
         payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
     logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
                 "strategy")

@@ -711,3 +711,161 @@ def test_an_amount_finer_than_the_currency_is_rejected(tmp_path):
     assert "more decimal places than the currency has" in s.rows("rejects")[0]["reason"]
     assert [r[:3] for r in applications(s)] == [("P3", "T-2026-0001", "10"),
                                                 ("P4", None, "100")]
+
+
+# --- found in review ----------------------------------------------------------------------
+
+def test_an_exact_item_beats_an_older_one_within_tolerance(tmp_path):
+    """Tolerance 0.50. T1 100.00 (due first) and T2 100.40; P1 pays 100.40: T1 fits too
+    (0.40 over), but T2 fits exactly, so T2 is paid whether tie_break is oldest or
+    exception (the two are not equally close, so there is no tie)."""
+    for tie_break in ("oldest", "exception"):
+        s = scenario(tmp_path / tie_break, matching(amount("{absolute: 0.50}", tie_break)))
+        items = [item(1, "100.00", "2026-03-01"), item(2, "100.40", "2026-03-05")]
+        assert s.night(NIGHT, customers=[CUSTOMER], opening_items=items,
+                       payments=[pay("P1", "100.40")]) == 0
+        assert applications(s) == [
+            ("P1", "T-2026-0002", "100.4", "0", "0", "by_amount", "matching.yaml:4")]
+
+
+def test_many_payments_share_out_equal_items_in_one_night(tmp_path):
+    """Five payments of 50.00 and four items of 50.00 (tie_break oldest): the k-th payment
+    (by receipt, then id) takes the k-th oldest item; the fifth has none left."""
+    s = scenario(tmp_path, matching(amount(tie_break="oldest")))
+    items = [item(n, "50.00", f"2026-03-0{n}") for n in range(1, 5)]
+    payments = [pay(f"P{n}", "50.00") for n in range(5, 0, -1)]
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=items, payments=payments) == 0
+    assert [r[:3] for r in applications(s)] == [
+        ("P1", "T-2026-0001", "50"), ("P2", "T-2026-0002", "50"), ("P3", "T-2026-0003", "50"),
+        ("P4", "T-2026-0004", "50"), ("P5", None, "50")]
+    assert problems(s) == [("warning", "PAYMENT_UNMATCHED", "P5")]
+
+
+def test_a_typo_in_an_invoice_number_names_no_invoice(tmp_path):
+    """The format pads to 4 digits. 'T-2026-00010' (5 digits with a leading zero) and
+    'T-2026-001' are not T-2026-0001 or T-2026-0010, so nothing is applied by reference;
+    'T-2026-0001.' and 'T-2026-0010,T-2026-0001' name real numbers."""
+    s = scenario(tmp_path, matching(reference()))
+    items = [item(1, "100.00"), item(10, "200.00")]
+    payments = [pay("P1", "100.00", "T-2026-00010"), pay("P2", "100.00", "T-2026-001"),
+                pay("P3", "100.00", "see T-2026-0001."),
+                pay("P4", "300.00", "T-2026-0010,T-2026-0001")]
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=items, payments=payments) == 0
+    assert [r[:3] for r in applications(s)] == [
+        ("P1", None, "100"), ("P2", None, "100"), ("P3", "T-2026-0001", "100"),
+        ("P4", "T-2026-0010", "200"), ("P4", None, "100")]
+
+
+def test_bank_charges_are_written_off_not_taken_as_discount(tmp_path):
+    """2% within 10 days (20.00 on 1,000.00), tolerance 1.00, payments within the days.
+    P1 999.60 on T1: 0.40 short, nearer nothing than the discount: written off 0.40.
+    P2 990.00 on T2: 10.00 short, neither about the discount (10.00 off it) nor within
+       1.00: a partial payment, 10.00 stays open.
+    P3 979.50 on T3: 20.50 short, 0.50 off the discount: discount 20.00, write-off 0.50."""
+    s = discount_scenario(tmp_path, "{absolute: 1.00}")
+    dated = {"invoice_date": "2026-03-01", "due": "2026-03-31"}
+    items = [item(n, "1000.00", **dated) for n in (1, 2, 3)]
+    payments = [pay("P1", "999.60", "T-2026-0001"), pay("P2", "990.00", "T-2026-0002"),
+                pay("P3", "979.50", "T-2026-0003")]
+    assert s.night("2026-03-05", customers=[CUSTOMER], opening_items=items,
+                   payments=payments) == 0
+    assert [r[:5] for r in applications(s)] == [
+        ("P1", "T-2026-0001", "999.6", "0.4", "0"), ("P2", "T-2026-0002", "990", "0", "0"),
+        ("P3", "T-2026-0003", "979.5", "0.5", "20")]
+    assert problems(s) == [("info", "PARTIAL_PAYMENT", "P2")]
+
+
+def test_a_credit_note_named_with_an_invoice_is_offset(tmp_path):
+    """Night 1: a return of 100.00 + 19% gives credit note TC-2026-0001 of -119.00; T1 is
+    1,190.00. Night 2: P1 pays 1,071.00 = 1,190.00 - 119.00, naming both. The credit
+    note's 119.00 and the 1,071.00 settle T1; both close. Journal: Dr cash 1,071.00,
+    Dr AR 119.00 (the credit note), Cr AR 1,190.00."""
+    s = scenario(tmp_path, matching(reference()))
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "1190.00")],
+                   transactions=[line("R1", "-1", "100.00")]) == 0
+    assert s.night("2026-03-03", payments=[
+        pay("P1", "1071.00", "T-2026-0001 abzgl. Gutschrift TC-2026-0001",
+            received_on="2026-03-03")]) == 0
+    assert applications(s) == [
+        ("P1", "TC-2026-0001", "-119", "0", "0", "by_reference", "matching.yaml:4"),
+        ("P1", "T-2026-0001", "1190", "0", "0", "by_reference", "matching.yaml:4")]
+    assert payment_journal(s) == [
+        ("JE-PAY-P1-20260303", "1200", "1071", "0", "C1"),
+        ("JE-PAY-P1-20260303", "1400", "0", "1190", "C1"),
+        ("JE-PAY-P1-20260303", "1400", "119", "0", "C1")]
+    assert open_items(s) == [("T-2026-0001", D("0"), day("2026-03-03")),
+                             ("TC-2026-0001", D("0"), day("2026-03-03"))]
+
+
+def test_an_old_dispute_event_sent_again_does_not_reopen_it(tmp_path):
+    """Night 1: T1's dispute opened 02-20 and resolved 03-01. Night 2 sends the 02-20
+    'open' event again: the dispute stays resolved, so P1 fits T1 by amount."""
+    s = scenario(tmp_path, matching(amount()))
+    events = [{"invoice_id": "T-2026-0001", "opened_on": "2026-02-20", "status": "open",
+               "reason": "late"},
+              {"invoice_id": "T-2026-0001", "opened_on": "2026-03-01", "status": "resolved",
+               "reason": "late"}]
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "100.00")],
+                   disputes=events) == 0
+    assert s.night("2026-03-03", disputes=events[:1],
+                   payments=[pay("P1", "100.00", received_on="2026-03-03")]) == 0
+    assert s.state("SELECT status FROM disputes") == [("resolved",)]
+    assert [r[:3] for r in applications(s)] == [("P1", "T-2026-0001", "100")]
+
+
+def test_cash_of_an_unknown_payer_moves_to_the_customer_the_match_finds(tmp_path):
+    """Night 1: P1 1,500.00 from nobody names T-2026-0002, which does not exist yet:
+    unmatched, Cr 1590 1,500.00 on no customer. Night 2 bills C1 1,000.00 + 19% =
+    1,190.00 as T-2026-0002; the carried P1 names it: Dr 1590 1,190.00 (on no customer,
+    where the cash was booked) / Cr 1400 1,190.00 (C1); the 310.00 left moves to C1:
+    Dr 1590 310.00 (no customer) / Cr 1590 310.00 (C1)."""
+    s = scenario(tmp_path, matching(reference()))
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "10.00")],
+                   payments=[pay("P1", "1500.00", "T-2026-0002", customer="")]) == 0
+    assert payment_journal(s) == [("JE-PAY-P1-20260302", "1200", "1500", "0", None),
+                                  ("JE-PAY-P1-20260302", "1590", "0", "1500", None)]
+    assert s.night("2026-03-03", transactions=[line("X1", "1", "1000.00")]) == 0
+    assert [r[:3] for r in applications(s)] == [("P1", "T-2026-0002", "1190"),
+                                                ("P1", None, "310")]
+    assert payment_journal(s) == [
+        ("JE-PAY-P1-20260303", "1590", "1190", "0", None),
+        ("JE-PAY-P1-20260303", "1400", "0", "1190", "C1"),
+        ("JE-PAY-P1-20260303", "1590", "310", "0", None),
+        ("JE-PAY-P1-20260303", "1590", "0", "310", "C1")]
+    assert unapplied(s) == [("P1", "C1", "EUR", D("310"), None)]
+
+
+def test_a_partial_payment_writes_no_empty_rows(tmp_path):
+    """250.00 names T1 200.00, T2 100.00, T3 100.00 (oldest first): T1 200.00, T2 50.00,
+    and no row for T3, which gets nothing."""
+    s = scenario(tmp_path, matching(reference()))
+    items = [item(1, "200.00", "2026-03-01"), item(2, "100.00", "2026-03-02"),
+             item(3, "100.00", "2026-03-03")]
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=items, payments=[
+        pay("P1", "250.00", "T-2026-0001 T-2026-0002 T-2026-0003")]) == 0
+    assert [r[:3] for r in applications(s)] == [("P1", "T-2026-0001", "200"),
+                                                ("P1", "T-2026-0002", "50")]
+
+
+def test_a_duplicate_payment_is_named_as_one(tmp_path):
+    """P1 and P2 both pay T1 (100.00) naming it; P1 goes first, P2 has nothing left to
+    match and its exception says T1 was settled tonight by P1, for the same amount."""
+    s = scenario(tmp_path, matching(reference(), amount()))
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "100.00")],
+                   payments=[pay("P1", "100.00", "T-2026-0001"),
+                             pay("P2", "100.00", "T-2026-0001")]) == 0
+    (problem,) = s.rows("exceptions")
+    assert problem["entity_id"] == "P2"
+    assert details(problem)["candidates"][0]["why_not"] == (
+        "settled tonight by payment P1 for the same amount: a duplicate payment?")
+
+
+def test_a_dispute_of_a_rejected_opening_item_is_rejected(tmp_path):
+    """T1's customer C9 is unknown: the opening item is rejected, and so is its dispute."""
+    s = scenario(tmp_path, matching(reference()))
+    assert s.night(NIGHT, customers=[CUSTOMER, C2],
+                   opening_items=[item(1, "10.00", customer="C9")], disputes=[{"invoice_id": "T-2026-0001", "opened_on": "2026-03-01",
+                              "status": "open", "reason": "x"}]) == 0
+    assert money(s.rows("rejects"), "source_file", "column") == [
+        ("disputes.csv", "invoice_id"), ("opening_items.csv", "customer_id")]
+    assert s.state("SELECT count(*) FROM disputes") == [(0,)]

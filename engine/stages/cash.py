@@ -57,9 +57,12 @@ SEPARATORS = r"[\s\-_#./:]*"
 def reference_pattern(fmt: str) -> tuple[str, list[tuple[str, str | int]]]:
     """A regex finding numbers of `fmt` in free text, and how to build each one's key.
 
-    Letters match in any case, every separator of the format (and none) matches any
-    run of spaces, dashes, '#', '_', '.', '/' or ':'. The parts are ("text", "NW"),
-    ("year", group) and ("seq", group, width) in format order."""
+    Letters match in any case; every separator of the format (and none) matches any
+    run of spaces, dashes, '#', '_', '.', '/' or ':'. A number starts the text or
+    follows a non-letter or 'inv', and no digit may follow it. A padded sequence has
+    exactly its width (or more digits without a leading zero), so a typo with a digit
+    too many or too few names no invoice rather than another one. The parts are
+    ("text", "NW"), ("year", group) and ("seq", group) in format order."""
     pattern = [r"(?i)(?:^|[^a-z0-9]|inv)"]
     parts: list[tuple] = []
     group = 0
@@ -71,10 +74,12 @@ def reference_pattern(fmt: str) -> tuple[str, list[tuple[str, str | int]]]:
             pattern.append(r"(\d{4})")
             parts.append(("year", group))
         else:
-            pattern.append(r"(\d+)")
-            parts.append(("seq", group, int(m.group(2) or 0)))
+            width = int(m.group(2) or 0)
+            pattern.append(rf"(\d{{{width}}}|[1-9]\d{{{width},}})" if width else r"([1-9]\d*)")
+            parts.append(("seq", group))
         pos = m.end()
     pattern.append(_literal(fmt[pos:], parts))
+    pattern.append(r"(?:\b|[a-z])")
     return "".join(pattern), parts
 
 
@@ -97,25 +102,27 @@ def reference_key(fmt: str, found: exp.Expression) -> exp.Expression:
         if part[0] == "text":
             pieces.append(exp.Literal.string(part[1]))
             continue
-        digits = exp.Anonymous(this="regexp_extract", expressions=[
-            found.copy(), exp.Literal.string(pattern), exp.Literal.number(part[1])])
-        if part[0] == "seq":
-            digits = _padded(exp.Anonymous(this="ltrim", expressions=[
-                digits, exp.Literal.string("0")]), part[2])
-        pieces.append(digits)
+        pieces.append(exp.Anonymous(this="regexp_extract", expressions=[
+            found.copy(), exp.Literal.string(pattern), exp.Literal.number(part[1])]))
     out = pieces[0]
     for piece in pieces[1:]:
         out = exp.DPipe(this=out, expression=piece)
     return out
 
 
-def _padded(text: exp.Expression, width: int) -> exp.Expression:
-    if not width:
-        return text
-    pad = exp.Pad(this=text.copy(), expression=exp.Literal.number(width),
-                  fill_pattern=exp.Literal.string("0"), is_left=True)
-    longer = exp.GTE(this=exp.Length(this=text.copy()), expression=exp.Literal.number(width))
-    return exp.Case(ifs=[exp.If(this=longer, true=text)], default=pad)
+def references(formats: list[str]) -> exp.Expression:
+    """`cash_refs`: (payment_id, ref_key) of every number of `formats` in a reference."""
+    selects = []
+    for fmt in formats:
+        pattern, _parts = reference_pattern(fmt)
+        selects.append(template(sql_text.REFS, pattern=pattern,
+                                key=reference_key(fmt, exp.column("found"))))
+    union = selects[0]
+    for select in selects[1:]:
+        union = exp.union(union, select, distinct=True)
+    return exp.Create(this=exp.to_table("cash_refs"), kind="TABLE", replace=True,
+                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                      expression=union)
 
 
 # --- tolerance as SQL ---------------------------------------------------------------
@@ -134,18 +141,39 @@ def within(tolerance: Tolerance, difference: exp.Expression,
     return exp.and_(*conds)
 
 
+def _discounted(tolerance: Tolerance, short: exp.Expression, discount: exp.Expression,
+                open_amount: exp.Expression) -> exp.Expression:
+    """Short by about the discount: nearer it than nothing, and within tolerance of it."""
+    off = exp.Abs(this=exp.Sub(this=short.copy(), expression=discount.copy()))
+    return exp.Paren(this=exp.and_(
+        exp.GT(this=discount.copy(), expression=exp.Literal.number(0)),
+        exp.LT(this=off.copy(), expression=short.copy()),
+        within(tolerance, off, open_amount)))
+
+
 def fits(tolerance: Tolerance, cash: exp.Expression, open_amount: exp.Expression,
          discount: exp.Expression) -> exp.Expression:
-    """SQL of `combination.settles` for one item."""
-    short = exp.Sub(this=open_amount.copy(), expression=cash.copy())
+    """SQL of `combination.terms(...) is not None` for one item."""
+    short = exp.Paren(this=exp.Sub(this=open_amount.copy(), expression=cash.copy()))
     over = exp.Sub(this=cash.copy(), expression=open_amount.copy())
-    beyond_discount = exp.Sub(this=short.copy(), expression=exp.Least(
-        this=short.copy(), expressions=[discount.copy()]))
     return exp.Paren(this=exp.or_(
         exp.and_(exp.LTE(this=short.copy(), expression=exp.Literal.number(0)),
                  within(tolerance, over, open_amount)),
         exp.and_(exp.GT(this=short.copy(), expression=exp.Literal.number(0)),
-                 within(tolerance, beyond_discount, open_amount))))
+                 exp.or_(_discounted(tolerance, short, discount, open_amount),
+                         within(tolerance, short, open_amount)))))
+
+
+def distance(tolerance: Tolerance, cash: exp.Expression, open_amount: exp.Expression,
+             discount: exp.Expression) -> exp.Expression:
+    """How far the payment is from settling the item: over, off the discount, or short."""
+    short = exp.Paren(this=exp.Sub(this=open_amount.copy(), expression=cash.copy()))
+    off = exp.Abs(this=exp.Sub(this=short.copy(), expression=discount.copy()))
+    return exp.Case(ifs=[
+        exp.If(this=exp.LTE(this=short.copy(), expression=exp.Literal.number(0)),
+               true=exp.Neg(this=short.copy())),
+        exp.If(this=_discounted(tolerance, short, discount, open_amount), true=off)],
+        default=short.copy())
 
 
 # --- the plan -----------------------------------------------------------------------
@@ -181,10 +209,7 @@ def setup_statements(ruleset: RuleSet, matching: Matching) -> list[Statement]:
         for ordered in window.find_all(exp.Ordered):
             if ordered.this.name in ("due_date", "invoice_id"):
                 ordered.set("desc", True)
-    found = exp.column("found")
-    pattern, _parts = reference_pattern(client.invoice_format)
-    refs = template(sql_text.REFS, pattern=pattern,
-                    key=reference_key(client.invoice_format, found))
+    refs = references([client.invoice_format, client.credit_note_format])
     return [Statement("cash_pay", payments), Statement("cash_items", items),
             Statement("cash_refs", refs), Statement("cash_apps", template(sql_text.APPS))]
 
@@ -212,9 +237,10 @@ def round_statements(strategy: Strategy) -> list[Statement]:
                 exp.EQ(this=exp.column("open_amount", table="i"),
                        expression=exp.column("amount_original", table="i"))),
             true=exp.column("discount", table="i"))], default=exp.Literal.number(0))
-        cand = template(sql_text.AMOUNT_CANDIDATES, flag=flag, fits=fits(
-            strategy.tolerance, exp.column("cash", table="p"),
-            exp.column("open_amount", table="i"), disc))
+        args = (strategy.tolerance, exp.column("cash", table="p"),
+                exp.column("open_amount", table="i"), disc)
+        cand = template(sql_text.AMOUNT_CANDIDATES, flag=flag, fits=fits(*args),
+                        distance=distance(*args))
         pick = template(sql_text.AMOUNT_PICK,
                         tie_exception=exp.Boolean(this=strategy.tie_break == "exception"))
     return [Statement(f"{strategy.id}: candidates", cand), Statement(f"{strategy.id}: pick", pick),
@@ -223,11 +249,13 @@ def round_statements(strategy: Strategy) -> list[Statement]:
 
 def settle_statements(strategy: Strategy) -> list[Statement]:
     """Settle the payments that go, and book what they apply."""
-    short = exp.column("short")
-    beyond = exp.Sub(this=short, expression=exp.Least(this=short.copy(), expressions=[
-        exp.column("total_disc")]))
-    settle = template(sql_text.SETTLE, settles=within(strategy.tolerance, beyond,
-                                                      exp.column("total_open")))
+    short = exp.Paren(this=exp.Sub(this=exp.column("total_open"),
+                                   expression=exp.column("cash_in")))
+    total = exp.column("total_open")
+    settle = template(sql_text.SETTLE,
+                      discounted=_discounted(strategy.tolerance, short, exp.column("total_disc"),
+                                             total),
+                      within=within(strategy.tolerance, short, total))
     short_exception = exp.Boolean(this=strategy.type == "reference"
                                   and strategy.on_short == "exception")
     subs = {"strategy": strategy.index, "short_exception": short_exception}
@@ -431,7 +459,7 @@ def _unmatched(executor: Executor, matching: Matching,
         applies = [s for s, on in zip(matching.strategies, flags[pid], strict=True) if on]
         ranked = sorted(candidates.get(pid, []),
                         key=lambda c: (not c[7], c[5] is not None, c[2] != currency,
-                                       abs(c[4] - cash), c[0]))[:3]
+                                       abs(c[8] - cash), c[0]))[:3]
         listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
                    "why_not": _why_not(c, customer, currency, cash, applies)} for c in ranked]
         named = {c[1] for c in candidates.get(pid, []) if c[7] and c[2] == currency}
@@ -478,9 +506,13 @@ def _payment_why(customer, reference, named: set[str], applies: list[Strategy],
 
 def _why_not(c: tuple, customer, currency: str, cash: Decimal,
              applies: list[Strategy]) -> str:
-    invoice_id, item_customer, item_currency, _due, open_amount, closed_on, disputed, named = c
-    if closed_on is not None or not open_amount:
-        return f"already settled{f' on {closed_on}' if closed_on else ' tonight'}"
+    (invoice_id, item_customer, item_currency, _due, open_amount, closed_on, disputed, named,
+     open_start, paid_by) = c
+    if closed_on is not None:
+        return f"already settled on {closed_on}"
+    if not open_amount:
+        same = " for the same amount: a duplicate payment?" if open_start == cash else ""
+        return f"settled tonight by payment {paid_by}{same}"
     if item_currency != currency:
         return f"in {item_currency}, the payment is in {currency}"
     if customer and item_customer != customer:

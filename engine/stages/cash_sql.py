@@ -32,6 +32,7 @@ ITEMS = """
 CREATE OR REPLACE TEMP TABLE cash_items AS
 SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.due_date,
        o.amount_original, CAST(o.amount_open AS DECIMAL(18,4)) AS open_amount,
+       CAST(o.amount_open AS DECIMAL(18,4)) AS open_start,
        upper(regexp_replace(o.invoice_id, '[^A-Za-z0-9]', '', 'g')) AS ref_key,
        coalesce(d.status = 'open', false) AS disputed, d.opened_on AS disputed_since,
        CASE WHEN o.item_type IN ('invoice', 'opening') THEN :discount ELSE 0 END AS discount,
@@ -41,13 +42,12 @@ SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.d
 FROM state.open_items AS o
 LEFT JOIN state.disputes AS d ON d.invoice_id = o.invoice_id
 JOIN currencies AS cur ON cur.code = o.currency
-WHERE o.closed_on IS NULL AND o.amount_open > 0
+WHERE o.closed_on IS NULL AND o.amount_open <> 0
 """
 
 # Invoice numbers in the remittance text, each turned into the key of an item id
 # (letters and digits only, upper case, the sequence padded as the format pads it).
 REFS = """
-CREATE OR REPLACE TEMP TABLE cash_refs AS
 SELECT DISTINCT payment_id, :key AS ref_key
 FROM (SELECT payment_id, unnest(regexp_extract_all(reference, :pattern, 0)) AS found
       FROM cash_pay WHERE reference IS NOT NULL)
@@ -61,14 +61,15 @@ CREATE OR REPLACE TEMP TABLE cash_apps (
 """
 
 # reference: every open item of the payment's currency its reference names; of the
-# payer when the payer is known, of one customer when not.
+# payer when the payer is known, of one customer when not. Credit notes it names are
+# offset against the invoices it names, when those come to more.
 REFERENCE_CANDIDATES = """
 CREATE OR REPLACE TEMP TABLE cash_cand AS
-SELECT DISTINCT p.payment_id, i.invoice_id, i.customer_id, i.due_date
+SELECT DISTINCT p.payment_id, i.invoice_id, i.customer_id, i.due_date, i.open_amount
 FROM cash_pay AS p
 JOIN cash_refs AS r ON r.payment_id = p.payment_id
 JOIN cash_items AS i ON i.ref_key = r.ref_key
-WHERE p.state = 'open' AND :flag AND i.open_amount > 0 AND i.currency = p.currency
+WHERE p.state = 'open' AND :flag AND i.open_amount <> 0 AND i.currency = p.currency
   AND (p.customer_id IS NULL OR i.customer_id = p.customer_id)
 """
 
@@ -77,26 +78,43 @@ CREATE OR REPLACE TEMP TABLE cash_pick AS
 SELECT payment_id, invoice_id, customer_id, 'match' AS outcome
 FROM cash_cand
 WHERE payment_id IN (SELECT payment_id FROM cash_cand GROUP BY payment_id
-                     HAVING count(DISTINCT customer_id) = 1)
+                     HAVING count(DISTINCT customer_id) = 1 AND sum(open_amount) > 0)
 """
 
 # amount: the payer's undisputed open items the payment settles within tolerance.
 AMOUNT_CANDIDATES = """
 CREATE OR REPLACE TEMP TABLE cash_cand AS
-SELECT p.payment_id, i.invoice_id, i.customer_id, i.due_date
+SELECT p.payment_id, p.received_on, i.invoice_id, i.customer_id, i.due_date,
+       :distance AS distance
 FROM cash_pay AS p
 JOIN cash_items AS i ON i.customer_id = p.customer_id AND i.currency = p.currency
 WHERE p.state = 'open' AND :flag AND i.open_amount > 0 AND NOT i.disputed AND :fits
 """
 
+# Of a payment's candidates only the closest count (an exact item beats one within
+# tolerance). Several equally close: `tie_break` oldest takes the earliest due; payments
+# with the same candidates share them out in order of receipt, the k-th taking the k-th.
 AMOUNT_PICK = """
 CREATE OR REPLACE TEMP TABLE cash_pick AS
+WITH closest AS (
+  SELECT * FROM (SELECT *, rank() OVER (PARTITION BY payment_id ORDER BY distance) AS d
+                 FROM cash_cand)
+  WHERE d = 1
+), shared AS (
+  SELECT *, count(*) OVER (PARTITION BY payment_id) AS n,
+         row_number() OVER (PARTITION BY payment_id ORDER BY due_date, invoice_id) AS r,
+         string_agg(invoice_id, ',' ORDER BY invoice_id) OVER (PARTITION BY payment_id)
+           AS candidates
+  FROM closest
+), turns AS (
+  SELECT *, dense_rank() OVER (PARTITION BY candidates ORDER BY received_on, payment_id)
+           AS turn
+  FROM shared
+)
 SELECT payment_id, invoice_id, customer_id,
        CASE WHEN n > 1 AND :tie_exception THEN 'ambiguous' ELSE 'match' END AS outcome
-FROM (SELECT *, count(*) OVER (PARTITION BY payment_id) AS n,
-             row_number() OVER (PARTITION BY payment_id ORDER BY due_date, invoice_id) AS r
-      FROM cash_cand)
-WHERE r = 1 OR (n > 1 AND :tie_exception)
+FROM turns
+WHERE CASE WHEN n > 1 AND :tie_exception THEN true ELSE r = turn END
 """
 
 # A payment goes this round unless an earlier payment (received first, then by
@@ -122,50 +140,56 @@ SELECT count(DISTINCT payment_id) FROM cash_pick
 WHERE outcome = 'match' AND payment_id NOT IN (SELECT payment_id FROM cash_go)
 """
 
-# One payment and its items, in allocation order. An item takes its discount only
-# while nothing of it is paid (tonight's earlier payments included). `full`: the cash covers every
-# item; `settle`: short within tolerance, after the early-payment discounts it may
-# take; `short`: beyond. Discounts are granted in allocation order up to what the
-# payment is short; the cash then goes to each item's rest in allocation order,
-# and under `settle` what an item still lacks is written off.
+# One payment and its items, in allocation order. Credit notes (negative items, named
+# with invoices by a reference) are offset first: their credit adds to the cash. Then
+# `full`: the cash covers every invoice; `settle`: short within tolerance, or short by
+# about the early-payment discounts the payment may take (an item takes its discount
+# only while nothing of it is paid, tonight's earlier payments included); `short`:
+# beyond. Discounts are granted in allocation order up to what the payment is short; the
+# cash then goes to each item's rest in allocation order, and under `settle` what an item
+# still lacks is written off.
 SETTLE = """
 CREATE OR REPLACE TEMP TABLE cash_settled AS
 WITH s AS (
   SELECT g.payment_id, g.invoice_id, i.customer_id, p.currency, p.cash, i.open_amount,
-         i.alloc_rank,
-         CASE WHEN p.received_on <= i.discount_until AND i.open_amount = i.amount_original
+         i.alloc_rank, i.open_amount < 0 AS credit,
+         CASE WHEN i.open_amount > 0 AND p.received_on <= i.discount_until
+                   AND i.open_amount = i.amount_original
               THEN i.discount ELSE 0 END AS disc
   FROM cash_go AS g
   JOIN cash_pay AS p ON p.payment_id = g.payment_id
   JOIN cash_items AS i ON i.invoice_id = g.invoice_id
 ), t AS (
-  SELECT *, sum(open_amount) OVER (PARTITION BY payment_id) AS total_open,
+  SELECT *,
+         sum(greatest(open_amount, 0)) OVER (PARTITION BY payment_id) AS total_open,
+         cash - sum(least(open_amount, 0)) OVER (PARTITION BY payment_id) AS cash_in,
          sum(disc) OVER (PARTITION BY payment_id) AS total_disc,
-         coalesce(sum(disc) OVER (PARTITION BY payment_id ORDER BY alloc_rank
+         coalesce(sum(disc) OVER (PARTITION BY payment_id ORDER BY credit, alloc_rank
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
            AS disc_before
   FROM s
 ), m AS (
-  SELECT *, total_open - cash AS short,
-         CASE WHEN cash >= total_open THEN 'full' WHEN :settles THEN 'settle'
-              ELSE 'short' END AS mode
+  SELECT *, total_open - cash_in AS short,
+         CASE WHEN cash_in >= total_open THEN 'full' WHEN :discounted OR :within THEN 'settle'
+              ELSE 'short' END AS mode,
+         CASE WHEN cash_in < total_open AND :discounted
+              THEN least(total_open - cash_in, total_disc) ELSE 0 END AS granted_total
   FROM t
 ), g AS (
-  SELECT *, CASE WHEN mode = 'settle'
-                 THEN greatest(least(least(short, total_disc) - disc_before, disc), 0)
-                 ELSE 0 END AS granted
-  FROM m
+  SELECT *, greatest(least(granted_total - disc_before, disc), 0) AS granted FROM m
 ), n AS (
-  SELECT *, open_amount - granted AS need,
-         coalesce(sum(open_amount - granted) OVER (
-           PARTITION BY payment_id ORDER BY alloc_rank
+  SELECT *, greatest(open_amount, 0) - granted AS need,
+         coalesce(sum(greatest(open_amount, 0) - granted) OVER (
+           PARTITION BY payment_id ORDER BY credit, alloc_rank
            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS need_before
   FROM g
 )
 SELECT payment_id, invoice_id, customer_id, currency, mode, alloc_rank, total_open, cash,
-       CAST(greatest(least(cash - need_before, need), 0) AS DECIMAL(18,4)) AS applied,
-       CAST(CASE WHEN mode = 'short' THEN 0
-                 ELSE need - greatest(least(cash - need_before, need), 0) END
+       CAST(CASE WHEN credit THEN open_amount
+                 ELSE greatest(least(cash_in - need_before, need), 0) END
+            AS DECIMAL(18,4)) AS applied,
+       CAST(CASE WHEN mode = 'short' OR credit THEN 0
+                 ELSE need - greatest(least(cash_in - need_before, need), 0) END
             AS DECIMAL(18,4)) AS written_off,
        CAST(granted AS DECIMAL(18,4)) AS discount
 FROM n
@@ -175,7 +199,9 @@ APPLY_ROWS = """
 INSERT INTO cash_apps
 SELECT payment_id, invoice_id, customer_id, applied, written_off, discount, currency,
        :strategy, mode, alloc_rank
-FROM cash_settled WHERE mode <> 'short' OR NOT :short_exception
+FROM cash_settled
+WHERE (mode <> 'short' OR NOT :short_exception)
+  AND (applied <> 0 OR written_off <> 0 OR discount <> 0)
 """
 
 APPLY_ITEMS = """
@@ -257,23 +283,31 @@ FROM cash_pay WHERE state = 'open' AND origin = 'drop' ORDER BY payment_id
 """
 
 # Items an unmatched payment might have meant: those its reference names (open or
-# not), and the payer's open items in any currency.
+# not), and the payer's items open at the start of the night in any currency; with
+# the payments that settled them tonight.
 UNMATCHED_CANDIDATES = """
+WITH paid AS (
+  SELECT invoice_id, string_agg(DISTINCT payment_id, ', ') AS paid_by
+  FROM cash_apps WHERE invoice_id IS NOT NULL GROUP BY invoice_id
+)
 SELECT p.payment_id, o.invoice_id, o.customer_id, o.currency, o.due_date,
        coalesce(i.open_amount, o.amount_open) AS open_amount, o.closed_on,
-       coalesce(i.disputed, false) AS disputed, true AS named
+       coalesce(i.disputed, false) AS disputed, true AS named,
+       coalesce(i.open_start, o.amount_open) AS open_start, b.paid_by
 FROM cash_pay AS p
 JOIN cash_refs AS r ON r.payment_id = p.payment_id
 JOIN (SELECT *, upper(regexp_replace(invoice_id, '[^A-Za-z0-9]', '', 'g')) AS ref_key
       FROM state.open_items) AS o ON o.ref_key = r.ref_key
 LEFT JOIN cash_items AS i ON i.invoice_id = o.invoice_id
+LEFT JOIN paid AS b ON b.invoice_id = o.invoice_id
 WHERE p.state = 'open' AND p.origin = 'drop'
 UNION ALL
 SELECT p.payment_id, i.invoice_id, i.customer_id, i.currency, i.due_date, i.open_amount,
-       NULL, i.disputed, false
+       NULL, i.disputed, false, i.open_start, b.paid_by
 FROM cash_pay AS p
 JOIN cash_items AS i ON i.customer_id = p.customer_id
-WHERE p.state = 'open' AND p.origin = 'drop' AND i.open_amount > 0
+LEFT JOIN paid AS b ON b.invoice_id = i.invoice_id
+WHERE p.state = 'open' AND p.origin = 'drop' AND i.open_start > 0
   AND i.invoice_id NOT IN (SELECT o.invoice_id FROM cash_refs AS r
                            JOIN cash_items AS o ON o.ref_key = r.ref_key
                            WHERE r.payment_id = p.payment_id)

@@ -34,15 +34,24 @@ class Found:
     steps: int = 0
 
 
-def settles(cash: Decimal, items: Sequence[Item], tolerance: Tolerance) -> bool:
-    """Whether `cash` settles `items` within tolerance: short by at most the discounts
-    plus the tolerance, or over by at most the tolerance (the rest stays unapplied)."""
+def terms(cash: Decimal, items: Sequence[Item], tolerance: Tolerance) -> str | None:
+    """How `cash` settles `items`, or None when it does not: `full` (over by at most the
+    tolerance; the rest stays unapplied), `discount` (short by about the discounts: nearer
+    them than nothing, and within tolerance of them), `write_off` (short within
+    tolerance)."""
     total = sum((i.open_amount for i in items), Decimal(0))
     short = total - cash
     if short <= 0:
-        return tolerance.allows(-short, total)
-    return tolerance.allows(short - min(short, sum((i.discount for i in items), Decimal(0))),
-                            total)
+        return "full" if tolerance.allows(-short, total) else None
+    discount = sum((i.discount for i in items), Decimal(0))
+    off = abs(short - discount)
+    if discount > 0 and off < short and tolerance.allows(off, total):
+        return "discount"
+    return "write_off" if tolerance.allows(short, total) else None
+
+
+def settles(cash: Decimal, items: Sequence[Item], tolerance: Tolerance) -> bool:
+    return terms(cash, items, tolerance) is not None
 
 
 def search(cash: Decimal, items: Sequence[Item], max_items: int, tolerance: Tolerance,

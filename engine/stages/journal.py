@@ -7,8 +7,10 @@ never negative.
 
 Payments, one entry per payment and night (SPEC section 7): Dr cash (the amount);
 per item Cr AR (applied + written off + discount), Dr write-off, Dr discount; Cr
-unapplied cash (the rest). Cash carried from an earlier night and applied tonight:
-Dr unapplied cash / Cr AR.
+unapplied cash (the rest). A credit note offset by the payment is Dr AR. Cash carried
+from an earlier night and applied tonight: Dr unapplied cash (on the customer it was
+booked to) / Cr AR; when that was nobody, its rest moves to the customer the match
+found (Dr / Cr unapplied cash).
 """
 
 from __future__ import annotations
@@ -62,19 +64,25 @@ WITH r AS (
   FROM cash_apps AS a
   JOIN cash_pay AS p ON p.payment_id = a.payment_id
   LEFT JOIN cash_strategies AS s ON s.idx = a.strategy_idx
+), carried AS (
+  SELECT p.payment_id, p.currency, p.customer_id, p.match_customer, p.cash AS rest
+  FROM cash_pay AS p
+  WHERE p.origin = 'carried' AND p.payment_id IN (SELECT payment_id FROM cash_apps)
 ), sides AS (
   SELECT payment_id, currency, payer AS customer_id, 1 AS part, '' AS item,
          :cash_account AS account, sum(applied) AS amount, 'accounts.cash' AS rule_id,
          :cash_ref AS rule_ref, 'cash received ' || payment_id AS memo
   FROM r WHERE origin = 'drop' GROUP BY payment_id, currency, payer
   UNION ALL
-  SELECT payment_id, currency, payer, 1, '', :unapplied_account, sum(applied),
-         'accounts.unapplied_cash', :unapplied_ref, 'unapplied cash applied ' || payment_id
-  FROM r WHERE origin = 'carried' AND invoice_id IS NOT NULL
-  GROUP BY payment_id, currency, payer
+  SELECT c.payment_id, c.currency, c.customer_id, 1, '', :unapplied_account, sum(a.applied),
+         'accounts.unapplied_cash', :unapplied_ref, 'unapplied cash applied ' || c.payment_id
+  FROM carried AS c JOIN cash_apps AS a ON a.payment_id = c.payment_id
+  WHERE a.invoice_id IS NOT NULL
+  GROUP BY c.payment_id, c.currency, c.customer_id
   UNION ALL
   SELECT payment_id, currency, customer_id, 2, invoice_id, :ar_account,
-         -(applied + written_off + discount), strategy_id, strategy_ref, 'paid ' || invoice_id
+         -(applied + written_off + discount), strategy_id, strategy_ref,
+         CASE WHEN applied < 0 THEN 'credit note offset ' ELSE 'paid ' END || invoice_id
   FROM r WHERE invoice_id IS NOT NULL
   UNION ALL
   SELECT payment_id, currency, customer_id, 3, invoice_id, :write_off_account, written_off,
@@ -88,6 +96,16 @@ WITH r AS (
   SELECT payment_id, currency, customer_id, 5, '', :unapplied_account, -applied,
          'accounts.unapplied_cash', :unapplied_ref, 'unapplied ' || payment_id
   FROM r WHERE invoice_id IS NULL AND origin = 'drop'
+  UNION ALL
+  -- cash of an unknown payer that tonight's match put on a customer: its rest moves
+  SELECT payment_id, currency, NULL, 6, '', :unapplied_account, rest,
+         'accounts.unapplied_cash', :unapplied_ref, 'unapplied ' || payment_id || ' identified'
+  FROM carried WHERE customer_id IS NULL AND match_customer IS NOT NULL
+  UNION ALL
+  SELECT payment_id, currency, match_customer, 7, '', :unapplied_account, -rest,
+         'accounts.unapplied_cash', :unapplied_ref,
+         'unapplied ' || payment_id || ' of ' || match_customer
+  FROM carried WHERE customer_id IS NULL AND match_customer IS NOT NULL
 )
 SELECT 'JE-PAY-' || payment_id || '-' || strftime(CAST(:as_of AS DATE), '%Y%m%d') AS entry_id,
        row_number() OVER (PARTITION BY payment_id ORDER BY part, item) AS line_no,

@@ -64,14 +64,18 @@ def _open_items(executor: Executor, items: pa.Table, as_of: dt.date) -> int:
 
 
 # Each row is an event; per invoice the latest (by opened_on, then file and row
-# order) stands, and tonight's replaces what the state store had.
+# order) stands. Tonight's replaces what the state store had unless that is later:
+# an old event sent again does not reopen a resolved dispute.
 _DISPUTES = """
-INSERT OR REPLACE INTO state.disputes
+INSERT INTO state.disputes
 SELECT invoice_id, status, opened_on, reason, ?::DATE
 FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id
                                    ORDER BY opened_on DESC, __file DESC, __row DESC) AS n
       FROM tonight_disputes)
-WHERE n = 1"""
+WHERE n = 1
+ON CONFLICT (invoice_id) DO UPDATE SET status = excluded.status,
+  opened_on = excluded.opened_on, reason = excluded.reason, updated_on = excluded.updated_on
+WHERE excluded.opened_on >= disputes.opened_on"""
 
 
 def _disputes(executor: Executor, disputes: pa.Table, as_of: dt.date) -> int:
