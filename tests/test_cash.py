@@ -869,3 +869,11 @@ def test_a_dispute_of_a_rejected_opening_item_is_rejected(tmp_path):
     assert money(s.rows("rejects"), "source_file", "column") == [
         ("disputes.csv", "invoice_id"), ("opening_items.csv", "customer_id")]
     assert s.state("SELECT count(*) FROM disputes") == [(0,)]
+
+
+def test_invoice_numbers_with_unicode_separators(tmp_path):
+    """A no-break space and an en dash, as word processors write them, are separators."""
+    s = scenario(tmp_path, matching(reference()))
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "100.00")],
+                   payments=[pay("P1", "100.00", "Rechnung T\u00a02026\u20130001")]) == 0
+    assert [r[:3] for r in applications(s)] == [("P1", "T-2026-0001", "100")]

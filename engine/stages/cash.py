@@ -51,7 +51,8 @@ class Applied:
 # --- reference keys ---------------------------------------------------------------
 
 _PLACEHOLDER = re.compile(r"\{(year|seq(?::0(\d+))?)\}")
-SEPARATORS = r"[\s\-_#./:]*"
+# ASCII separators, the no-break space and the Unicode dashes (U+2010 to U+2015)
+SEPARATORS = r"[\s\-_#./:\x{00A0}\x{2010}-\x{2015}]*"
 
 
 def reference_pattern(fmt: str) -> tuple[str, list[tuple[str, str | int]]]:
