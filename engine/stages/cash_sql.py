@@ -65,12 +65,16 @@ CREATE OR REPLACE TEMP TABLE cash_apps (
 # offset against the invoices it names, when those come to more.
 REFERENCE_CANDIDATES = """
 CREATE OR REPLACE TEMP TABLE cash_cand AS
-SELECT DISTINCT p.payment_id, i.invoice_id, i.customer_id, i.due_date, i.open_amount
-FROM cash_pay AS p
-JOIN cash_refs AS r ON r.payment_id = p.payment_id
-JOIN cash_items AS i ON i.ref_key = r.ref_key
-WHERE p.state = 'open' AND :flag AND i.open_amount <> 0 AND i.currency = p.currency
-  AND (p.customer_id IS NULL OR i.customer_id = p.customer_id)
+WITH named AS MATERIALIZED (  -- first by key: a join planned from cash_pay crosses items
+  SELECT r.payment_id, i.invoice_id, i.customer_id, i.currency, i.due_date, i.open_amount
+  FROM cash_refs AS r JOIN cash_items AS i ON i.ref_key = r.ref_key
+  WHERE i.open_amount <> 0
+)
+SELECT DISTINCT p.payment_id, n.invoice_id, n.customer_id, n.due_date, n.open_amount
+FROM named AS n
+JOIN cash_pay AS p ON p.payment_id = n.payment_id
+WHERE p.state = 'open' AND :flag AND n.currency = p.currency
+  AND (p.customer_id IS NULL OR n.customer_id = p.customer_id)
 """
 
 REFERENCE_PICK = """
