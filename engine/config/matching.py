@@ -34,7 +34,7 @@ class Tolerance:
             parts.append(f"{self.absolute:,.2f}")
         if self.percent is not None:
             parts.append(f"{(self.percent * 100).normalize():f}% of the open amount")
-        return " and ".join(parts) if parts else "none (exact only)"
+        return " and ".join(parts) if parts else "no difference"
 
 
 @dataclass(frozen=True)

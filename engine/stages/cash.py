@@ -361,7 +361,9 @@ def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
     rows = executor.query(sql_text.AMBIGUOUS_ROWS)
     by_payment: dict[str, list] = defaultdict(list)
     carried = set()
-    for pid, invoice_id, open_amount, cash, currency, origin in rows:
+    customers = {}
+    for pid, invoice_id, open_amount, cash, currency, origin, customer in rows:
+        customers[pid] = customer
         by_payment[pid].append((invoice_id, open_amount, cash, currency))
         if origin == "carried":
             carried.add(pid)
@@ -379,7 +381,8 @@ def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
             f"payment {pid} of {_money(cash)} {currency} fits {len(items)} open items: {names}; "
             f"tie_break of {strategy.id} is exception, so it stays unapplied for a person to "
             "decide", strategy.id, strategy.rule_ref,
-            details={"candidates": [{"invoice_id": i, "open_amount": str(o)}
+            details={"customer_id": customers.get(pid),
+                     "candidates": [{"invoice_id": i, "open_amount": str(o)}
                                     for i, o, _c, _cur in items]}))
     return out
 
@@ -388,7 +391,9 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
     rows = executor.query(sql_text.SHORT_ROWS)
     by_payment: dict[str, list] = defaultdict(list)
     carried = set()
-    for pid, invoice_id, total_open, cash, currency, origin in rows:
+    customers = {}
+    for pid, invoice_id, total_open, cash, currency, origin, customer in rows:
+        customers[pid] = customer
         by_payment[pid].append((invoice_id, total_open, cash, currency))
         if origin == "carried":
             carried.add(pid)
@@ -410,16 +415,16 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
                 f"and is {_money(total - cash)} short, beyond the tolerance of {strategy.id} "
                 f"({tol}); on_short is exception, so it stays unapplied",
                 strategy.id, strategy.rule_ref,
-                details={"invoices": [i for i, *_ in items], "open_amount": str(total),
-                         "short": str(total - cash)}))
+                details={"customer_id": customers[pid], "invoices": [i for i, *_ in items],
+                         "open_amount": str(total), "short": str(total - cash)}))
         else:
             out.append(Problem(
                 "info", "PARTIAL_PAYMENT", "matching", "payment", pid,
                 f"payment {pid} of {_money(cash)} {currency} is {_money(total - cash)} short of "
                 f"{ids} ({_money(total)} open), beyond the tolerance of {strategy.id} ({tol}); "
                 "applied in part, the rest stays open", strategy.id, strategy.rule_ref,
-                details={"invoices": [i for i, *_ in items], "open_amount": str(total),
-                         "short": str(total - cash)}))
+                details={"customer_id": customers[pid], "invoices": [i for i, *_ in items],
+                         "open_amount": str(total), "short": str(total - cash)}))
     return out
 
 
@@ -473,7 +478,8 @@ def _unmatched(executor: Executor, matching: Matching,
                 f"{c['invoice_id']} ({c['why_not']})" for c in listed)
         out.append(Problem("warning", "PAYMENT_UNMATCHED", "matching", "payment", pid, text,
                            None, matching.ref.rule_ref,
-                           details={"candidates": listed, "why": why}))
+                           details={"customer_id": customer, "candidates": listed,
+                                    "why": why}))
     return out
 
 

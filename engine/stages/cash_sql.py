@@ -226,13 +226,13 @@ WHERE cash_pay.payment_id = x.payment_id
 """
 
 SHORT_ROWS = """
-SELECT s.payment_id, s.invoice_id, s.total_open, s.cash, p.currency, p.origin
+SELECT s.payment_id, s.invoice_id, s.total_open, s.cash, p.currency, p.origin, s.customer_id
 FROM cash_settled AS s JOIN cash_pay AS p ON p.payment_id = s.payment_id
 WHERE s.mode = 'short' ORDER BY s.payment_id, s.alloc_rank
 """
 
 AMBIGUOUS_ROWS = """
-SELECT k.payment_id, k.invoice_id, i.open_amount, p.cash, p.currency, p.origin
+SELECT k.payment_id, k.invoice_id, i.open_amount, p.cash, p.currency, p.origin, k.customer_id
 FROM cash_pick AS k
 JOIN cash_items AS i ON i.invoice_id = k.invoice_id
 JOIN cash_pay AS p ON p.payment_id = k.payment_id
