@@ -209,18 +209,27 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     return outputs, problems
 
 
+def _accepted(drop: Drop, table: str) -> pa.Table:
+    """Tonight's accepted rows of `table`, empty when the drop has no such file."""
+    found = drop.tables.get(table)
+    return found if found is not None else accepted_schema(table).empty_table()
+
+
+def _nothing_to_do(ruleset: RuleSet, rows: pa.Table, code: str, what: str, file: str) -> None:
+    """A client without the rule file of a stage: a drop with rows for it is refused."""
+    if rows.num_rows:
+        raise DropRefused([Diagnostic(
+            code, f"the drop has {rows.num_rows} {what} but {ruleset.root} has no {file}",
+            hint=f"add a {file} to the client")])
+
+
 def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
                run_id: str, counts: dict, outputs: dict[str, pa.Table],
                entries: list[pa.Table]) -> list[Problem]:
-    transactions = drop.tables.get("transactions")
-    if transactions is None:
-        transactions = accepted_schema("transactions").empty_table()
+    transactions = _accepted(drop, "transactions")
     table = tax_table(ruleset)
-    if table is None and transactions.num_rows:
-        raise DropRefused([Diagnostic(
-            "E320", f"the drop has {transactions.num_rows} billable lines but "
-                    f"{ruleset.root} has no tax.yaml", hint="add a tax.yaml to the client")])
     if table is None:
+        _nothing_to_do(ruleset, transactions, "E320", "billable lines", "tax.yaml")
         return []
     executor.register("drop_transactions", transactions)
     invoiced = invoicing.run(executor, ruleset, table, as_of)
@@ -242,15 +251,10 @@ def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt
 def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
               run_id: str, counts: dict, outputs: dict[str, pa.Table],
               entries: list[pa.Table]) -> list[Problem]:
-    payments = drop.tables.get("payments")
-    if payments is None:
-        payments = accepted_schema("payments").empty_table()
+    payments = _accepted(drop, "payments")
     matching = matching_rules(ruleset)
-    if matching is None and payments.num_rows:
-        raise DropRefused([Diagnostic(
-            "E322", f"the drop has {payments.num_rows} payments but {ruleset.root} has no "
-                    "matching.yaml", hint="add a matching.yaml to the client")])
     if matching is None:
+        _nothing_to_do(ruleset, payments, "E322", "payments", "matching.yaml")
         return []
     executor.register("drop_payments", payments)
     applied = cash.run(executor, ruleset, matching, as_of)

@@ -35,6 +35,11 @@ max_reject_ratio: 0.5
 """
 
 
+# CLIENT_YAML's accounts with a discount account, for clients with early-payment terms.
+ACCOUNTS_WITH_DISCOUNT = CLIENT_YAML[CLIENT_YAML.index("accounts:"):CLIENT_YAML.index(
+    "max_reject_ratio")] + '  discount: "8736"\n'
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text), encoding="utf-8")

@@ -11,7 +11,7 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from conftest import replace_accounts
+from conftest import ACCOUNTS_WITH_DISCOUNT, replace_accounts
 from scenario import CUSTOMER, Scenario, details, line, money
 
 TAX = """\
@@ -497,18 +497,6 @@ def test_a_disputed_item_is_matched_only_by_reference_until_resolved(tmp_path):
 # --- 11: early-payment discount -----------------------------------------------------------
 
 DISCOUNT_TERMS = "payment_terms: {net_days: 30, discount: {percent: 2%, days: 10}}\n"
-ACCOUNTS_WITH_DISCOUNT = """\
-accounts:
-  ar_control: "1400"
-  cash: "1200"
-  revenue: "8400"
-  tax_payable: "1776"
-  write_off: "2400"
-  unapplied_cash: "1590"
-  dunning_fees: "2700"
-  interest_income: "2650"
-  discount: "8736"
-"""
 
 
 def discount_scenario(path, tolerance: str = "") -> Scenario:

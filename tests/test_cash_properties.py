@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from conftest import replace_accounts
+from conftest import ACCOUNTS_WITH_DISCOUNT, replace_accounts
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scenario import Scenario
@@ -36,18 +36,7 @@ rules:
   - {id: standard, when: 'true', code: STD, rate: 19%}
 """
 
-ACCOUNTS = """\
-accounts:
-  ar_control: "1400"
-  cash: "1200"
-  revenue: "8400"
-  tax_payable: "1776"
-  write_off: "2400"
-  discount: "8736"
-  unapplied_cash: "1590"
-  dunning_fees: "2700"
-  interest_income: "2650"
-"""
+ACCOUNTS = ACCOUNTS_WITH_DISCOUNT
 
 NIGHTS = (dt.date(2026, 3, 2), dt.date(2026, 3, 3))
 CUSTOMERS = {"C1": "EUR", "C2": "EUR", "C3": "USD"}

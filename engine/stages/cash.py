@@ -357,16 +357,21 @@ def _money(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
-def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
-    rows = executor.query(sql_text.AMBIGUOUS_ROWS)
+def _per_payment(rows: list[tuple]) -> tuple[dict[str, list], set[str], dict[str, str]]:
+    """Rows of (payment, item, amount, cash, currency, origin, customer) grouped per
+    payment; the carried payments among them; each payment's customer."""
     by_payment: dict[str, list] = defaultdict(list)
-    carried = set()
-    customers = {}
-    for pid, invoice_id, open_amount, cash, currency, origin, customer in rows:
+    carried, customers = set(), {}
+    for pid, invoice_id, amount, cash, currency, origin, customer in rows:
         customers[pid] = customer
-        by_payment[pid].append((invoice_id, open_amount, cash, currency))
+        by_payment[pid].append((invoice_id, amount, cash, currency))
         if origin == "carried":
             carried.add(pid)
+    return by_payment, carried, customers
+
+
+def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
+    by_payment, carried, customers = _per_payment(executor.query(sql_text.AMBIGUOUS_ROWS))
     if by_payment:
         executor.query(sql_text.MARK_EXCEPTION, ["AMOUNT_AMBIGUOUS", strategy.index,
                                                  list(by_payment)])
@@ -388,15 +393,7 @@ def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
 
 
 def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
-    rows = executor.query(sql_text.SHORT_ROWS)
-    by_payment: dict[str, list] = defaultdict(list)
-    carried = set()
-    customers = {}
-    for pid, invoice_id, total_open, cash, currency, origin, customer in rows:
-        customers[pid] = customer
-        by_payment[pid].append((invoice_id, total_open, cash, currency))
-        if origin == "carried":
-            carried.add(pid)
+    by_payment, carried, customers = _per_payment(executor.query(sql_text.SHORT_ROWS))
     out = []
     exception = strategy.on_short == "exception"
     if exception and by_payment:
