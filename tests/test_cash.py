@@ -865,3 +865,30 @@ def test_invoice_numbers_with_unicode_separators(tmp_path):
     assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "100.00")],
                    payments=[pay("P1", "100.00", "Rechnung T\u00a02026\u20130001")]) == 0
     assert [r[:3] for r in applications(s)] == [("P1", "T-2026-0001", "100")]
+
+
+# --- ruledger check on matching.yaml, and a client without one -----------------------------
+
+def test_check_reports_reused_ids_and_knobs_without_effect(tmp_path):
+    """E502: two strategies with one id (an error); W503: on_short on an amount strategy,
+    which never sees a shortfall beyond its tolerance (a warning)."""
+    import pytest
+
+    from engine.config.ruleset import load_ruleset
+    from engine.errors import RuleError
+
+    twice = scenario(tmp_path / "twice", matching(reference(), reference()))
+    with pytest.raises(RuleError) as exc:
+        load_ruleset(twice.rules)
+    assert [(d.code, d.ref.line) for d in exc.value.diagnostics] == [("E502", 7)]
+    no_effect = amount().replace("    tie_break", "    on_short: partial\n    tie_break")
+    warned = scenario(tmp_path / "warned", matching(no_effect))
+    assert [(d.code, d.ref.line) for d in load_ruleset(warned.rules).warnings] == [
+        ("W503", 4)]
+
+
+def test_payments_without_a_matching_yaml_refuse_the_drop(tmp_path, capsys):
+    s = Scenario(tmp_path, tax=TAX)
+    assert s.night(NIGHT, customers=[CUSTOMER], payments=[pay("P1", "10.00")]) == 3
+    assert "error[E322]: the drop has 1 payments but" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "testco" / NIGHT).exists()
