@@ -23,6 +23,7 @@ from loguru import logger
 
 from engine import __version__, tables
 from engine.checks import accepted_schema
+from engine.config.credit import credit_rules
 from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
@@ -51,7 +52,7 @@ from engine.output import (
 )
 from engine.references import check_references
 from engine.report import render_exceptions
-from engine.stages import cash, invoicing, journal, subledger
+from engine.stages import aging, cash, credit, invoicing, journal, subledger
 from engine.stages.sql import currencies_table
 from engine.state import RunRecord, StateStore
 
@@ -203,10 +204,31 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
     with logger.contextualize(stage="matching"):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+    with logger.contextualize(stage="credit"):
+        problems += _credit(ruleset, drop, executor, as_of, run_id, counts, outputs)
+    aging_table = aging.run(executor, ruleset, as_of)
+    outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
+        [b.name for b in ruleset.client.aging_buckets]), run_id)
     if entries:
         outputs["journal_entries"] = with_run_id(pa.concat_tables(entries),
                                                  tables.OUTPUTS["journal_entries"], run_id)
     return outputs, problems
+
+
+def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
+            run_id: str, counts: dict, outputs: dict[str, pa.Table]) -> list[Problem]:
+    policy = credit_rules(ruleset)
+    if policy is None:
+        return []
+    executor.register("drop_open_orders", _accepted(drop, "open_orders"))
+    decided = credit.run(executor, ruleset, policy, as_of)
+    outputs["credit_decisions"] = with_run_id(decided.decisions,
+                                              tables.OUTPUTS["credit_decisions"], run_id)
+    kinds = decided.decisions.column("decision").to_pylist()
+    counts.update(credit_holds=kinds.count("hold"), credit_warnings=kinds.count("warn"))
+    logger.info(f"credit: {counts['credit_holds']} on hold, {counts['credit_warnings']} warned "
+                f"of {len(kinds)} customers")
+    return decided.problems
 
 
 def _accepted(drop: Drop, table: str) -> pa.Table:

@@ -1,7 +1,7 @@
 """The client's state store: one DuckDB file, attached to the run's connection as `state`.
 
-It keeps the subledger (customers, open items, unapplied cash, disputes, number
-sequences, processed ids) and the run log. A run changes it inside one transaction. The state
+It keeps the subledger (customers, open items, unapplied cash, disputes, fx rates,
+number sequences, processed ids) and the run log. A run changes it inside one transaction. The state
 digest is a chain: each committed run sets it to sha256(previous digest, run
 id), so it names the subledger a run started from without rescanning it.
 """
@@ -50,6 +50,9 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS state.disputes (
         invoice_id VARCHAR PRIMARY KEY, status VARCHAR NOT NULL, opened_on DATE NOT NULL,
         reason VARCHAR, updated_on DATE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS state.fx_rates (
+        rate_date DATE, from_currency VARCHAR, to_currency VARCHAR,
+        rate DECIMAL(18,8) NOT NULL, PRIMARY KEY (rate_date, from_currency, to_currency))""",
     """CREATE TABLE IF NOT EXISTS state.runs (
         run_id VARCHAR PRIMARY KEY, as_of DATE NOT NULL, status VARCHAR NOT NULL,
         rules_digest VARCHAR NOT NULL, inputs_digest VARCHAR NOT NULL,

@@ -198,7 +198,7 @@ OUTPUTS: dict[str, pa.Schema] = {
         *_RUN,
     ),
     "aging": _schema(
-        ("customer_id", STRING, True),
+        ("customer_id", STRING, False),  # empty: unapplied cash of unidentified payers
         ("currency", STRING, True),
         ("unapplied", MONEY, True),
         ("total_open", MONEY, True),

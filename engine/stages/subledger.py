@@ -1,4 +1,4 @@
-"""The subledger's own inputs: customer master data, opening items and disputes.
+"""The subledger's own inputs: customer master data, opening items, disputes, fx rates.
 
 Customers are kept in the state store (later drops send new or changed rows
 only; a column a file does not have keeps its stored value). Opening items, accepted on
@@ -29,6 +29,11 @@ def post(drop, executor: Executor, as_of: dt.date, run_id: str) -> dict[str, int
     disputes = drop.tables.get("disputes")
     if disputes is not None and disputes.num_rows:
         counts["dispute_events"] = _disputes(executor, disputes, as_of)
+    rates = drop.tables.get("fx_rates")
+    if rates is not None and rates.num_rows:
+        executor.register("tonight_rates", rates)
+        executor.query("INSERT OR REPLACE INTO state.fx_rates SELECT rate_date, from_currency, "
+                       "to_currency, rate FROM tonight_rates")
     return counts
 
 
