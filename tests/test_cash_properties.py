@@ -245,6 +245,7 @@ class Night:
 def _run_night(s: Scenario, date: dt.date, tables: dict, open_before: dict[str, Decimal],
                carried: dict[str, tuple]) -> Night:
     assert s.night(date.isoformat(), **{k: v for k, v in tables.items() if v}) == 0
+    check_aging(s)
     sent = tables["payments"]
     rejects = s.rows("rejects")
     dropped = {r["row_number"] for r in rejects if r["source_file"].startswith("payments")}
@@ -260,6 +261,27 @@ def _run_night(s: Scenario, date: dt.date, tables: dict, open_before: dict[str, 
 
 
 # --- the invariants ----------------------------------------------------------------------
+
+def check_aging(s: Scenario) -> None:
+    """Aging agrees with the state store: per customer and currency, the buckets add up to
+    the open items, `unapplied` is minus the unapplied cash, and total_open is both."""
+    want: dict[tuple, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for customer, currency, amount in s.state(
+            "SELECT customer_id, currency, amount_open FROM open_items "
+            "WHERE closed_on IS NULL AND amount_open <> 0"):
+        want[customer, currency][0] += amount
+    for customer, currency, cash in s.state(
+            "SELECT customer_id, currency, cash_open FROM unapplied_cash "
+            "WHERE closed_on IS NULL AND cash_open <> 0"):
+        want[customer, currency][1] -= cash
+    got = {}
+    for row in s.rows("aging"):
+        buckets = sum((row[b] for b in ("current", "d1_30", "d31_60", "d61_90", "over_90")),
+                      ZERO)
+        assert buckets + row["unapplied"] == row["total_open"], row
+        got[row["customer_id"], row["currency"]] = [buckets, row["unapplied"]]
+    assert got == {k: v for k, v in want.items()}
+
 
 def _reduced(row: dict) -> Decimal:
     return row["applied_amount"] + row["written_off_amount"] + row["discount_amount"]
