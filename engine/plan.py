@@ -9,11 +9,12 @@ from pathlib import Path
 
 from engine import tables
 from engine.checks import checked_query
+from engine.config.credit import credit_rules
 from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import to_sql
-from engine.stages import cash, invoicing, journal
+from engine.stages import aging, cash, credit, invoicing, journal
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -62,4 +63,14 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
             lines.append("")
         lines.append("-- journal: payment entries")
         lines.append(to_sql(journal.cash_entries(ruleset), dialect, pretty=True) + ";")
+        lines.append("")
+    policy = credit_rules(ruleset)
+    if policy:
+        lines.append("-- credit: every override is shown; a run keeps those valid on its night")
+        for statement in credit.plan(ruleset, policy):
+            lines.append(f"-- credit {statement.name}")
+            lines.append(to_sql(statement.tree, dialect, pretty=True) + ";")
+            lines.append("")
+    lines.append("-- aging")
+    lines.append(to_sql(aging.query(ruleset), dialect, pretty=True) + ";")
     return "\n".join(lines)
