@@ -82,6 +82,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_all(args: argparse.Namespace) -> int:
+    """Every client with a drop for the night, each in its own process; one table at the end."""
+    from engine import batch
+
+    as_of = args.as_of or dt.date.today()
+    outcomes = batch.run_all(args.rules_root, args.drops, as_of, args.out, args.state_dir,
+                             args.format, args.jobs, args.log_json)
+    if args.json:
+        print(json.dumps([{"client": o.job.name, "status": o.status, "exit_code": o.exit_code,
+                           "seconds": round(o.seconds, 2), "message": o.message,
+                           "log": str(o.log) if o.log else None, **o.summary}
+                          for o in outcomes], default=str))
+    else:
+        print(batch.table(outcomes))
+    return batch.worst(outcomes)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List a client's runs from its state store: as-of, run id, status, digests, counts."""
     from engine.config.ruleset import load_ruleset
@@ -155,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 2GB")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("run-all", parents=[common], help=cmd_run_all.__doc__,
+                       description=cmd_run_all.__doc__)
+    p.add_argument("rules_root", type=Path, metavar="RULES_ROOT",
+                   help="a folder of client rule folders (rules/<client>/)")
+    p.add_argument("--drops", type=Path, required=True, metavar="DROPS_ROOT",
+                   help="a folder of drops: DROPS_ROOT/<client>/<as-of>/")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="the night (default: today)")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="clients run at once, each in its own process (default 2)")
+    p.add_argument("--state-dir", type=Path, default=Path("state"), metavar="DIR",
+                   help="state files, DIR/<client>.duckdb (default: state)")
+    p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
+                   help="output root; each client's log goes to OUT/.logs/<as-of>/")
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.set_defaults(func=cmd_run_all)
 
     p = sub.add_parser("runs", parents=[common], help=cmd_runs.__doc__,
                        description=cmd_runs.__doc__)
