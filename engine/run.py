@@ -24,6 +24,7 @@ from loguru import logger
 from engine import __version__, tables
 from engine.checks import accepted_schema
 from engine.config.credit import credit_rules
+from engine.config.dunning import dunning_rules
 from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
@@ -52,7 +53,7 @@ from engine.output import (
 )
 from engine.references import check_references
 from engine.report import render_exceptions
-from engine.stages import aging, cash, credit, invoicing, journal, subledger
+from engine.stages import aging, cash, credit, dunning, invoicing, journal, subledger
 from engine.stages.sql import currencies_table
 from engine.state import RunRecord, StateStore
 
@@ -204,6 +205,8 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
     with logger.contextualize(stage="matching"):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+    with logger.contextualize(stage="dunning"):
+        problems += _dunning(ruleset, executor, as_of, run_id, counts, outputs, entries)
     with logger.contextualize(stage="credit"):
         problems += _credit(ruleset, drop, executor, as_of, run_id, counts, outputs)
     aging_table = aging.run(executor, ruleset, as_of)
@@ -215,13 +218,31 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     return outputs, problems
 
 
+def _dunning(ruleset: RuleSet, executor: DuckDBExecutor, as_of: dt.date, run_id: str,
+             counts: dict, outputs: dict[str, pa.Table], entries: list[pa.Table]
+             ) -> list[Problem]:
+    ladder = dunning_rules(ruleset)
+    if ladder is None:
+        return []
+    dunned = dunning.run(executor, ruleset, ladder, as_of)
+    outputs["dunning_notices"] = with_run_id(dunned.notices, tables.OUTPUTS["dunning_notices"],
+                                             run_id)
+    entries.append(dunned.entries)
+    dunning.post(executor, as_of)
+    notices = set(dunned.notices.column("notice_id").to_pylist())
+    counts.update(dunning_notices=len(notices), items_dunned=dunned.notices.num_rows)
+    logger.info(f"dunning: {len(notices)} notices over {dunned.notices.num_rows} items")
+    return dunned.problems
+
+
 def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
             run_id: str, counts: dict, outputs: dict[str, pa.Table]) -> list[Problem]:
     policy = credit_rules(ruleset)
     if policy is None:
         return []
     executor.register("drop_open_orders", _accepted(drop, "open_orders"))
-    decided = credit.run(executor, ruleset, policy, as_of)
+    decided = credit.run(executor, ruleset, policy, as_of,
+                         tuple(dunning.hold_levels(dunning_rules(ruleset))))
     outputs["credit_decisions"] = with_run_id(decided.decisions,
                                               tables.OUTPUTS["credit_decisions"], run_id)
     kinds = decided.decisions.column("decision").to_pylist()

@@ -30,7 +30,10 @@ _DDL = (
         invoice_date DATE NOT NULL, due_date DATE NOT NULL, currency VARCHAR NOT NULL,
         amount_original DECIMAL(18,4) NOT NULL, amount_open DECIMAL(18,4) NOT NULL,
         dunning_level BIGINT NOT NULL DEFAULT 0, last_dunned_on DATE, opened_on DATE NOT NULL,
-        closed_on DATE)""",
+        closed_on DATE, interest_to DATE, last_paid_on DATE)""",
+    # state files from before dunning: the columns it keeps per item
+    "ALTER TABLE state.open_items ADD COLUMN IF NOT EXISTS interest_to DATE",
+    "ALTER TABLE state.open_items ADD COLUMN IF NOT EXISTS last_paid_on DATE",
     """CREATE TABLE IF NOT EXISTS state.held_lines (
         txn_id VARCHAR PRIMARY KEY, customer_id VARCHAR NOT NULL, txn_date DATE NOT NULL,
         product_code VARCHAR NOT NULL, description VARCHAR, quantity DECIMAL(18,6) NOT NULL,

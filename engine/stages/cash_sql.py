@@ -320,9 +320,12 @@ WHERE p.state = 'open' AND p.origin = 'drop' AND i.open_start > 0
 # State upkeep at commit.
 CLOSE_ITEMS = """
 UPDATE state.open_items SET amount_open = state.open_items.amount_open - x.reduced,
-       closed_on = CASE WHEN state.open_items.amount_open - x.reduced = 0 THEN ?::DATE END
-FROM (SELECT invoice_id, sum(applied + written_off + discount) AS reduced
-      FROM cash_apps WHERE invoice_id IS NOT NULL GROUP BY invoice_id) AS x
+       closed_on = CASE WHEN state.open_items.amount_open - x.reduced = 0 THEN ?::DATE END,
+       last_paid_on = x.paid_on
+FROM (SELECT a.invoice_id, sum(a.applied + a.written_off + a.discount) AS reduced,
+             max(p.received_on) AS paid_on
+      FROM cash_apps AS a JOIN cash_pay AS p ON p.payment_id = a.payment_id
+      WHERE a.invoice_id IS NOT NULL GROUP BY a.invoice_id) AS x
 WHERE state.open_items.invoice_id = x.invoice_id
 """
 

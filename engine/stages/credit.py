@@ -65,11 +65,14 @@ SELECT customer_id,
        CASE WHEN missing IS NULL THEN exposure END AS exposure,
        credit_limit,
        CASE WHEN missing IS NULL AND credit_limit > 0 THEN :utilization END AS utilization,
-       CASE WHEN missing IS NOT NULL OR credit_limit IS NULL THEN 'hold' ELSE :decision END
-         AS decision,
-       rule_id, rule_ref, missing
+       CASE WHEN missing IS NOT NULL OR credit_limit IS NULL OR dunning_level IS NOT NULL
+            THEN 'hold' ELSE :decision END AS decision,
+       rule_id, rule_ref, missing, dunning_level
 FROM (
-  SELECT e.customer_id, e.missing, :exposure AS exposure, s.credit_limit, s.rule_id, s.rule_ref
+  SELECT e.customer_id, e.missing, :exposure AS exposure, s.credit_limit, s.rule_id, s.rule_ref,
+         (SELECT max(o.dunning_level) FROM state.open_items AS o
+          WHERE o.customer_id = e.customer_id AND o.closed_on IS NULL AND o.amount_open > 0
+            AND :held) AS dunning_level
   FROM credit_exposure AS e
   LEFT JOIN credit_sources AS s ON s.idx = e.source
 )
@@ -116,7 +119,8 @@ def _decision(credit: Credit) -> exp.Expression:
     return exp.Case(ifs=ifs, default=exp.Literal.string(credit.otherwise))
 
 
-def plan(ruleset: RuleSet, credit: Credit, as_of: dt.date | None = None) -> list[Statement]:
+def plan(ruleset: RuleSet, credit: Credit, as_of: dt.date | None = None,
+         hold_levels: tuple[int, ...] = ()) -> list[Statement]:
     """The statements of the credit stage (`as_of` stays a placeholder)."""
     client = ruleset.client
     base = client.base_currency
@@ -132,7 +136,9 @@ def plan(ruleset: RuleSet, credit: Credit, as_of: dt.date | None = None) -> list
             source=_source(credit, as_of))),
         Statement("credit_decisions", template(
             DECISIONS, exposure=exp.cast(exposure, "DECIMAL(18,4)"),
-            utilization=exp.cast(utilization, "DECIMAL(12,4)"), decision=_decision(credit))),
+            utilization=exp.cast(utilization, "DECIMAL(12,4)"), decision=_decision(credit),
+            held=exp.In(this=exp.column("dunning_level", table="o"), expressions=[
+                exp.Literal.number(n) for n in hold_levels]) if hold_levels else exp.false())),
     ]
 
 
@@ -142,9 +148,11 @@ class Decided:
     problems: list[Problem]
 
 
-def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date) -> Decided:
+def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
+        hold_levels: tuple[int, ...] = ()) -> Decided:
+    """Decide every customer; `hold_levels`: dunning levels whose open items force a hold."""
     executor.register("credit_sources", sources_table(credit, as_of))
-    *setup, decide = plan(ruleset, credit, as_of)
+    *setup, decide = plan(ruleset, credit, as_of, hold_levels)
     for statement in setup:
         executor.execute(bind_as_of(statement.tree, as_of))
     table = executor.fetch(bind_as_of(decide.tree, as_of))
@@ -166,11 +174,14 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date) ->
                 "default_limit covers it, so it is held (never unlimited credit)",
                 None, credit.ref.rule_ref, details={"customer_id": customer}))
         elif row["decision"] == "hold" and not row["missing"]:
+            why = (f"an item at dunning level {row['dunning_level']}, which holds credit, is "
+                   "still open" if row["dunning_level"] is not None else
+                   f"exposure {row['exposure']:,.2f} {base} against a limit of "
+                   f"{row['credit_limit']:,.2f} (utilization {row['utilization']})")
             problems.append(Problem(
                 "warning", "CREDIT_HOLD", "credit", "customer", customer,
-                f"customer {customer} is on credit hold: exposure {row['exposure']:,.2f} "
-                f"{base} against a limit of {row['credit_limit']:,.2f} "
-                f"(utilization {row['utilization']})", row["rule_id"], row["rule_ref"],
+                f"customer {customer} is on credit hold: {why}", row["rule_id"], row["rule_ref"],
                 details={"customer_id": customer, "exposure": str(row["exposure"]),
-                         "credit_limit": str(row["credit_limit"])}))
-    return Decided(table.drop_columns(["missing"]), problems)
+                         "credit_limit": str(row["credit_limit"]),
+                         "dunning_level": row["dunning_level"]}))
+    return Decided(table.drop_columns(["missing", "dunning_level"]), problems)

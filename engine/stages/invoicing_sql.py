@@ -135,7 +135,9 @@ FROM inv_held ORDER BY txn_id
 """
 
 OPEN = """
-INSERT INTO state.open_items
+INSERT INTO state.open_items (invoice_id, customer_id, item_type, invoice_date, due_date,
+                              currency, amount_original, amount_open, dunning_level,
+                              last_dunned_on, opened_on, closed_on)
 SELECT invoice_id, customer_id, document_type, invoice_date, due_date, currency, gross_amount,
        gross_amount, 0, NULL, invoice_date, CASE WHEN gross_amount = 0 THEN invoice_date END
 FROM inv_heads"""

@@ -62,7 +62,9 @@ def _upsert_customers(executor: Executor, customers: pa.Table, given: set[str],
 def _open_items(executor: Executor, items: pa.Table, as_of: dt.date) -> int:
     executor.register("tonight_opening", items)
     executor.query(
-        "INSERT INTO state.open_items SELECT invoice_id, customer_id, 'opening', invoice_date, "
+        "INSERT INTO state.open_items (invoice_id, customer_id, item_type, invoice_date, "
+        "due_date, currency, amount_original, amount_open, dunning_level, last_dunned_on, "
+        "opened_on, closed_on) SELECT invoice_id, customer_id, 'opening', invoice_date, "
         "due_date, currency, amount_open, amount_open, coalesce(dunning_level, 0), "
         "last_dunned_on, ?::DATE, NULL FROM tonight_opening", [as_of])
     return items.num_rows
