@@ -10,11 +10,12 @@ from pathlib import Path
 from engine import tables
 from engine.checks import checked_query
 from engine.config.credit import credit_rules
+from engine.config.dunning import dunning_rules
 from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import to_sql
-from engine.stages import aging, cash, credit, invoicing, journal
+from engine.stages import aging, cash, credit, dunning, invoicing, journal
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -64,10 +65,17 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
         lines.append("-- journal: payment entries")
         lines.append(to_sql(journal.cash_entries(ruleset), dialect, pretty=True) + ";")
         lines.append("")
+    ladder = dunning_rules(ruleset)
+    if ladder:
+        for statement in dunning.plan(ruleset, ladder):
+            lines.append(f"-- dunning {statement.name}")
+            lines.append(to_sql(statement.tree, dialect, pretty=True) + ";")
+            lines.append("")
     policy = credit_rules(ruleset)
     if policy:
         lines.append("-- credit: every override is shown; a run keeps those valid on its night")
-        for statement in credit.plan(ruleset, policy):
+        for statement in credit.plan(ruleset, policy, None,
+                                     tuple(dunning.hold_levels(ladder))):
             lines.append(f"-- credit {statement.name}")
             lines.append(to_sql(statement.tree, dialect, pretty=True) + ";")
             lines.append("")
