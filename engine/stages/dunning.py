@@ -255,7 +255,7 @@ def run(executor: Executor, ruleset: RuleSet, ladder: Ladder, as_of: dt.date) ->
         problems.append(Problem(
             "info", "DUNNING_BLOCKED", "dunning", "customer", customer,
             f"customer {customer} has items due for a higher level, but its last notice was "
-            f"on {last}, {(as_of - last).days} days ago; min_days_between is "
+            f"on {last}, {_days(as_of - last)} ago; min_days_between is "
             f"{ladder.min_days_between}", None, ladder.ref.rule_ref,
             details={"customer_id": customer, "last_notice": last}))
     for (customer,) in executor.query(MISSING):
@@ -265,6 +265,10 @@ def run(executor: Executor, ruleset: RuleSet, ladder: Ladder, as_of: dt.date) ->
             f"{ruleset.client.base_currency}: min_amount cannot be checked, so it is not "
             "dunned tonight", None, ladder.ref.rule_ref, details={"customer_id": customer}))
     return Dunned(notices, journal, problems)
+
+
+def _days(delta: dt.timedelta) -> str:
+    return "1 day" if delta.days == 1 else f"{delta.days} days"
 
 
 def post(executor: Executor, as_of: dt.date) -> None:
