@@ -177,6 +177,12 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
             _write_refused(options, ruleset, as_of, run_id, drop, started)
             raise
         counts = subledger.post(drop, executor, as_of, run_id)
+        drop.problems += [Problem(
+            "warning", "FX_RATE_REVISED", "ingest", "fx_rate", f"{day} {src}/{dst}",
+            f"the rate {src} to {dst} of {day} was {old} and is sent as {new} now; the first "
+            "rate stands, since earlier nights were decided with it",
+            details={"rate_date": day, "kept": str(old), "sent": str(new)})
+            for day, src, dst, old, new in counts.pop("fx_rates_revised", [])]
         outputs, problems = _stages(ruleset, drop, executor, as_of, run_id, counts)
         outputs["rejects"] = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
         outputs["exceptions"] = exceptions_table(problems, run_id)
@@ -242,7 +248,7 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
         return []
     executor.register("drop_open_orders", _accepted(drop, "open_orders"))
     decided = credit.run(executor, ruleset, policy, as_of,
-                         tuple(dunning.hold_levels(dunning_rules(ruleset))))
+                         dunning.hold_levels(dunning_rules(ruleset)))
     outputs["credit_decisions"] = with_run_id(decided.decisions,
                                               tables.OUTPUTS["credit_decisions"], run_id)
     kinds = decided.decisions.column("decision").to_pylist()

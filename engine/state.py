@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from engine.executor import DuckDBExecutor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: unapplied cash, disputes, fx rates, dunning columns
 EMPTY_STATE = hashlib.sha256(b"ruledger empty state").hexdigest()
 
 _DDL = (

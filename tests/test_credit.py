@@ -216,3 +216,71 @@ def test_aging_totals_are_the_open_items_of_the_state_store(tmp_path):
                                   " WHERE closed_on IS NULL"):
         held[c, cur] += amount
     assert {(r["customer_id"], r["currency"]): r["total_open"] for r in s.rows("aging")} == held
+
+
+# --- found in review ----------------------------------------------------------------------
+
+def test_unapplied_cash_lowers_exposure_unless_configured_off(tmp_path):
+    """C2 owes 900.00 and paid 300.00 that matched nothing (no matching strategy fits):
+    900.00 - 300.00 = 600.00 against 1,000 (C2 is small): 0.6, ok. With
+    unapplied_cash: false the 300.00 does not count: 900.00, 0.9, warn."""
+    matching = "kind: matching\nversion: 1\nstrategies:\n  - {id: ref, type: reference}\n"
+    payment = {"payment_id": "P1", "received_on": NIGHT, "amount": "300.00",
+               "currency": "EUR", "customer_id": "C2", "reference": ""}
+    for counted, want in (("true", ("600", "0.6", "ok")), ("false", ("900", "0.9", "warn"))):
+        text = CREDIT.format(until="2026-03-02", orders="true").replace(
+            "open_orders: true}", f"open_orders: true, unapplied_cash: {counted}}}")
+        s = Scenario(tmp_path / counted, tax=TAX, **{"credit.yaml": text,
+                                                     "matching.yaml": matching})
+        assert s.night(NIGHT, customers=[customer("C1"), customer("C2", segment="small")],
+                       opening_items=[item(1, "C2", "900.00")], payments=[payment]) == 0
+        row = decisions(s)[1]
+        assert (row[1], row[3], row[4]) == want
+
+
+def test_large_limits_and_fine_thresholds_do_not_overflow(tmp_path):
+    """A limit of 50,000,000,000 with a 66.6667% threshold: the product needs more digits
+    than a DECIMAL(18,4) keeps; exposure 40,000,000,000 is 0.8 of it: warn."""
+    text = CREDIT.format(until="2026-03-01", orders="true").replace(
+        "default_limit: 10000", "default_limit: 50000000000").replace(
+        "min_utilization: 80%", "min_utilization: 66.6667%")
+    s = scenario(tmp_path, credit=text)
+    assert s.night(NIGHT, customers=[customer("C1")],
+                   opening_items=[item(1, "C1", "40000000000.00")]) == 0
+    assert decisions(s)[0][3:5] == ("0.8", "warn")
+
+
+def test_check_refuses_unreachable_thresholds_and_limits_finer_than_money(tmp_path):
+    import pytest
+
+    from engine.config.ruleset import load_ruleset
+    from engine.errors import RuleError
+
+    text = CREDIT.format(until="2026-03-02", orders="true").replace(
+        "default_limit: 10000", 'default_limit: "1000.00005"').replace(
+        "  - {id: over, min_utilization: 100%, decision: hold}\n", "").replace(
+        "otherwise: ok", "  - {id: over, min_utilization: 100%, decision: hold}\notherwise: ok")
+    s = scenario(tmp_path, credit=text)
+    with pytest.raises(RuleError) as exc:
+        load_ruleset(s.rules)
+    assert [(d.code, d.ref.line) for d in exc.value.diagnostics] == [("E601", 3), ("E602", 15)]
+
+
+def test_a_revised_rate_is_reported_and_the_first_one_kept(tmp_path):
+    """Night 1 sends USD->EUR 0.90 for 03-02; night 2 sends 0.50 for the same day: the
+    0.90 stands (night 1 was decided with it) and a FX_RATE_REVISED warning says so."""
+    s = scenario(tmp_path)
+    assert s.night(NIGHT, customers=[customer("C1"), customer("C2", "USD")],
+                   opening_items=[item(1, "C2", "1000.00", "USD")],
+                   fx_rates=[rate(NIGHT, "USD", "0.90")]) == 0
+    assert s.night("2026-03-03", fx_rates=[rate(NIGHT, "USD", "0.50")]) == 0
+    assert decisions(s)[1][:2] == ("C2", "900")
+    (revised,) = [e for e in s.rows("exceptions") if e["code"] == "FX_RATE_REVISED"]
+    assert details(revised) == {"rate_date": NIGHT, "kept": "0.90000000", "sent": "0.50000000"}
+
+
+def test_an_override_for_an_unknown_customer_is_reported(tmp_path):
+    s = scenario(tmp_path)
+    assert s.night(NIGHT, customers=[customer("C2")]) == 0
+    (unknown,) = [e for e in s.rows("exceptions") if e["code"] == "CREDIT_OVERRIDE_UNKNOWN"]
+    assert (unknown["entity_id"], unknown["rule_ref"]) == ("C1", "credit.yaml:10")

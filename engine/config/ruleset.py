@@ -94,8 +94,14 @@ def _matching_checks(ruleset: RuleSet) -> list[Diagnostic]:
     return check_matching(ruleset)
 
 
+def _credit_checks(ruleset: RuleSet) -> list[Diagnostic]:
+    from engine.config.credit import check_credit
+
+    return check_credit(ruleset)
+
+
 # Checks that need the whole, compiled rule set; each returns diagnostics.
-RULESET_CHECKS = (_tax_checks, _matching_checks)
+RULESET_CHECKS = (_tax_checks, _matching_checks, _credit_checks)
 
 
 def rule_files(root: Path) -> list[Path]:

@@ -91,6 +91,10 @@ def check_buckets(client: ClientConfig) -> list[Diagnostic]:
                                           "before it", bucket.ref, "max_days must increase"))
         previous = bucket.max_days if bucket.max_days is not None else previous
     names = [b.name for b in buckets]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            out.append(Diagnostic("E134", f"bucket name {name} is used twice", buckets[i].ref,
+                                  "each bucket is a column of aging: give it its own name"))
     for reserved in ("customer_id", "currency", "unapplied", "total_open", "run_id"):
         if reserved in names:
             out.append(Diagnostic("E134", f"bucket name {reserved} is taken by a column",

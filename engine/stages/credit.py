@@ -46,6 +46,9 @@ WITH parts AS (
   WHERE closed_on IS NULL AND :open_items
   UNION ALL
   SELECT customer_id, currency, amount FROM drop_open_orders WHERE :open_orders
+  UNION ALL
+  SELECT customer_id, currency, -cash_open FROM state.unapplied_cash
+  WHERE closed_on IS NULL AND customer_id IS NOT NULL AND :unapplied_cash
 ), per_currency AS (
   SELECT customer_id, currency, sum(amount) AS amount FROM parts GROUP BY customer_id, currency
 )
@@ -71,8 +74,9 @@ SELECT customer_id,
 FROM (
   SELECT e.customer_id, e.missing, :exposure AS exposure, s.credit_limit, s.rule_id, s.rule_ref,
          (SELECT max(o.dunning_level) FROM state.open_items AS o
+          LEFT JOIN state.disputes AS d ON d.invoice_id = o.invoice_id
           WHERE o.customer_id = e.customer_id AND o.closed_on IS NULL AND o.amount_open > 0
-            AND :held) AS dunning_level
+            AND coalesce(d.status, '') <> 'open' AND :held) AS dunning_level
   FROM credit_exposure AS e
   LEFT JOIN credit_sources AS s ON s.idx = e.source
 )
@@ -113,8 +117,9 @@ def sources_table(credit: Credit, as_of: dt.date) -> pa.Table:
 
 def _decision(credit: Credit) -> exp.Expression:
     """The first threshold the exact ratio reaches: exposure >= min_utilization x limit."""
+    limit = exp.cast(exp.column("credit_limit"), "DECIMAL(38,4)")  # (18,4) x rate overflows
     ifs = [exp.If(this=exp.GTE(this=exp.column("exposure"), expression=exp.Mul(
-        this=literal(d.min_utilization), expression=exp.column("credit_limit"))),
+        this=literal(d.min_utilization), expression=limit.copy())),
         true=exp.Literal.string(d.decision)) for d in credit.decisions]
     return exp.Case(ifs=ifs, default=exp.Literal.string(credit.otherwise))
 
@@ -133,12 +138,14 @@ def plan(ruleset: RuleSet, credit: Credit, as_of: dt.date | None = None,
         Statement("credit_exposure", template(
             EXPOSURE, open_items=exp.Boolean(this=credit.count_open_items),
             open_orders=exp.Boolean(this=credit.count_open_orders),
+            unapplied_cash=exp.Boolean(this=credit.count_unapplied_cash),
             source=_source(credit, as_of))),
         Statement("credit_decisions", template(
             DECISIONS, exposure=exp.cast(exposure, "DECIMAL(18,4)"),
-            utilization=exp.cast(utilization, "DECIMAL(12,4)"), decision=_decision(credit),
-            held=exp.In(this=exp.column("dunning_level", table="o"), expressions=[
-                exp.Literal.number(n) for n in hold_levels]) if hold_levels else exp.false())),
+            utilization=exp.cast(utilization, "DECIMAL(18,4)"), decision=_decision(credit),
+            held=exp.GTE(this=exp.column("dunning_level", table="o"),
+                         expression=exp.Literal.number(min(hold_levels)))
+            if hold_levels else exp.false())),
     ]
 
 
@@ -149,16 +156,27 @@ class Decided:
 
 
 def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
-        hold_levels: tuple[int, ...] = ()) -> Decided:
-    """Decide every customer; `hold_levels`: dunning levels whose open items force a hold."""
+        holds: dict[int, tuple[str, str]] | None = None) -> Decided:
+    """Decide every customer. `holds`: the dunning levels that hold credit while an item
+    at or above them is open, each with its level id and rule_ref."""
+    holds = holds or {}
     executor.register("credit_sources", sources_table(credit, as_of))
-    *setup, decide = plan(ruleset, credit, as_of, hold_levels)
+    *setup, decide = plan(ruleset, credit, as_of, tuple(holds))
     for statement in setup:
         executor.execute(bind_as_of(statement.tree, as_of))
     table = executor.fetch(bind_as_of(decide.tree, as_of))
     problems = []
     base = ruleset.client.base_currency
-    for row in table.to_pylist():
+    places = minor_unit(base)
+    rows = table.to_pylist()
+    known = {row["customer_id"] for row in rows}
+    for o in credit.overrides:
+        if o.customer_id not in known:
+            problems.append(Problem(
+                "warning", "CREDIT_OVERRIDE_UNKNOWN", "credit", "customer", o.customer_id,
+                f"credit.yaml has an override for customer {o.customer_id}, which the "
+                "subledger does not know; a typo?", o.rule_id, o.ref.rule_ref))
+    for row in rows:
         customer = row["customer_id"]
         if row["missing"]:
             problems.append(Problem(
@@ -174,13 +192,20 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
                 "default_limit covers it, so it is held (never unlimited credit)",
                 None, credit.ref.rule_ref, details={"customer_id": customer}))
         elif row["decision"] == "hold" and not row["missing"]:
-            why = (f"an item at dunning level {row['dunning_level']}, which holds credit, is "
-                   "still open" if row["dunning_level"] is not None else
-                   f"exposure {row['exposure']:,.2f} {base} against a limit of "
-                   f"{row['credit_limit']:,.2f} (utilization {row['utilization']})")
+            rule_id, rule_ref = row["rule_id"], row["rule_ref"]
+            if row["dunning_level"] is not None:
+                level = max(n for n in holds if n <= row["dunning_level"])
+                rule_id, rule_ref = holds[level]
+                why = (f"an item at dunning level {row['dunning_level']} is open, and level "
+                       f"{level} ({rule_id}) holds credit")
+            else:
+                ratio = (f" (utilization {row['utilization']})"
+                         if row["utilization"] is not None else "")
+                why = (f"exposure {row['exposure']:,.{places}f} {base} against a limit of "
+                       f"{row['credit_limit']:,.{places}f}{ratio}")
             problems.append(Problem(
                 "warning", "CREDIT_HOLD", "credit", "customer", customer,
-                f"customer {customer} is on credit hold: {why}", row["rule_id"], row["rule_ref"],
+                f"customer {customer} is on credit hold: {why}", rule_id, rule_ref,
                 details={"customer_id": customer, "exposure": str(row["exposure"]),
                          "credit_limit": str(row["credit_limit"]),
                          "dunning_level": row["dunning_level"]}))

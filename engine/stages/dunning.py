@@ -276,6 +276,9 @@ def post(executor: Executor, as_of: dt.date) -> None:
     executor.query(POST_CHARGES, [as_of, as_of, as_of])
 
 
-def hold_levels(ladder: Ladder | None) -> list[int]:
-    """The levels whose items put their customer on credit hold while open."""
-    return [lv.level for lv in ladder.levels if lv.credit_hold] if ladder else []
+def hold_levels(ladder: Ladder | None) -> dict[int, tuple[str, str]]:
+    """The levels that put a customer on credit hold while an item at or above them is
+    open, each with its id and rule_ref."""
+    if ladder is None:
+        return {}
+    return {lv.level: (lv.id, lv.ref.rule_ref) for lv in ladder.levels if lv.credit_hold}

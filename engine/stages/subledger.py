@@ -32,9 +32,23 @@ def post(drop, executor: Executor, as_of: dt.date, run_id: str) -> dict[str, int
     rates = drop.tables.get("fx_rates")
     if rates is not None and rates.num_rows:
         executor.register("tonight_rates", rates)
-        executor.query("INSERT OR REPLACE INTO state.fx_rates SELECT rate_date, from_currency, "
-                       "to_currency, rate FROM tonight_rates")
+        counts["fx_rates_revised"] = executor.query(_REVISED)
+        executor.query(_RATES)
     return counts
+
+
+# A rate is kept as first sent: the decisions of earlier nights were made with it. A
+# drop that sends another value for the same day and pair is reported, not applied.
+_REVISED = """
+SELECT t.rate_date, t.from_currency, t.to_currency, s.rate, t.rate
+FROM tonight_rates AS t
+JOIN state.fx_rates AS s ON s.rate_date = t.rate_date AND s.from_currency = t.from_currency
+                        AND s.to_currency = t.to_currency
+WHERE s.rate <> t.rate ORDER BY ALL"""
+
+_RATES = """
+INSERT INTO state.fx_rates SELECT rate_date, from_currency, to_currency, rate
+FROM tonight_rates ON CONFLICT DO NOTHING"""
 
 
 CUSTOMER_COLUMNS = ("customer_id", "name", "country", "region", "segment", "currency",
