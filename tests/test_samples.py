@@ -161,3 +161,55 @@ def test_every_payment_adds_up_and_every_entry_balances(runs):
             for j in outputs["journal_entries"]:
                 sums[j["entry_id"], j["currency"]] += j["debit"] - j["credit"]
             assert set(sums.values()) == {Decimal(0)}, (client, night)
+
+
+def _notices(runs, client: str, night: str, invoice: str | None = None) -> list[tuple]:
+    rows = [r for r in runs[client][night].get("dunning_notices", [])
+            if invoice is None or r["invoice_id"] == invoice]
+    return money(rows, "notice_id", "invoice_id", "level", "days_overdue", "amount_open",
+                 "fee_amount", "interest_amount", "template", "rule_id")
+
+
+def test_nordwind_escalates_with_statutory_interest_and_holds_credit(runs):
+    """NW-2026-000034 (535.50, due 02-11, level 1 from the opening items):
+    03-11, 28 days >= 21 + 3: level 2, fee 5.00, interest 535.50 x 10.27% x 28 / 365 =
+    4.2189 -> 4.22. 03-23, 40 days >= 35 + 3: level 3, fee 40.00, interest only from
+    03-11: 535.50 x 10.27% x 12 / 365 = 1.8081 -> 1.81; level 3 holds C10002's credit."""
+    assert _notices(runs, "nordwind", "2026-03-11", "NW-2026-000034") == [
+        ("DN-20260311-C10002-2-EUR", "NW-2026-000034", 2, 28, "535.5", "5", "4.22",
+         "nw_dunning_letter_DE", "first_dunning_letter")]
+    assert _notices(runs, "nordwind", "2026-03-23", "NW-2026-000034") == [
+        ("DN-20260323-C10002-3-EUR", "NW-2026-000034", 3, 40, "535.5", "40", "1.81",
+         "nw_final_notice_DE", "final_notice")]
+    # the 03-11 fee and interest are dunned themselves, with no fee or interest of their own
+    assert [n[1:3] + n[5:7] for n in _notices(runs, "nordwind", "2026-03-23")
+            if n[2] == 1] == [("DN-20260311-C10002-2-EUR-FEE", 1, "0", "0"),
+                              ("NW-2026-000034-INT-20260311", 1, "0", "0")]
+    (decision,) = [d for d in runs["nordwind"]["2026-03-23"]["credit_decisions"]
+                   if d["customer_id"] == "C10002"]
+    assert decision["decision"] == "hold"
+    (hold,) = [e for e in runs["nordwind"]["2026-03-23"]["exceptions"]
+               if e["code"] == "CREDIT_HOLD"]
+    assert (hold["entity_id"], hold["rule_id"]) == ("C10002", "final_notice")
+
+
+def test_lakeshore_ladder_blocked_notices_disputes_and_payments(runs):
+    """Lakeshore charges no interest. LS-2026-000105 (480.00, due 02-20) rises one level
+    per allowed night: 1 on 03-02, 2 on 03-11 (fee 1.5% = 7.20), 3 on 03-23 (31 days),
+    which holds L20004's credit. L20005 is blocked on 03-03 (a notice on 03-02, five
+    days between). The disputed LS-2026-000115 is never on a notice. LS-2026-000102 is
+    noticed at level 2 on 03-02, paid on 03-03, and never noticed again."""
+    levels = [n[2] for night in ("2026-03-02", "2026-03-11", "2026-03-23")
+              for n in _notices(runs, "lakeshore", night, "LS-2026-000105")]
+    assert levels == [1, 2, 3]
+    assert _notices(runs, "lakeshore", "2026-03-11", "LS-2026-000105")[0][5] == "7.2"
+    every = [n for night in runs["lakeshore"] if night != "state"
+             for n in _notices(runs, "lakeshore", night)]
+    assert all(n[6] == "0" for n in every)  # no interest at lakeshore
+    assert not [n for n in every if n[1] == "LS-2026-000115"]
+    assert [n[2] for n in every if n[1] == "LS-2026-000102"] == [2]
+    assert [e["entity_id"] for e in runs["lakeshore"]["2026-03-03"]["exceptions"]
+            if e["code"] == "DUNNING_BLOCKED"] == ["L20005"]
+    (decision,) = [d for d in runs["lakeshore"]["2026-03-23"]["credit_decisions"]
+                   if d["customer_id"] == "L20004"]
+    assert decision["decision"] == "hold"
