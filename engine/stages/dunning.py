@@ -8,9 +8,10 @@ base currency, is at least `min_amount`, and its last notice is at least
 `min_days_between` days ago. Each item whose level rises is a row of tonight's
 notice of that level. The fee (fixed, or percent of the amount dunned with a cap)
 is charged once per notice, on its first row (earliest due date, then invoice id).
-Interest is simple interest per principal item, on its open amount, from the due
-date (or the last partial payment, or the last interest charged, whichever is
-later) to the as-of date. Fees and interest become open items due tonight, which
+A notice that lists only fee and interest items carries no fee, and a percent fee is
+taken on the principal items only. Interest is simple interest per principal item, on
+its open amount, from the due date (or the last partial payment, or the last interest
+charged, whichever is later) to the as-of date. Fees and interest become open items due tonight, which
 are dunned later like any item but bear no fee or interest of their own.
 """
 
@@ -55,8 +56,9 @@ GROUP BY i.customer_id
 
 ROWS = """
 CREATE OR REPLACE TEMP TABLE dun_rows AS
-WITH rising AS (
-  SELECT t.*, least(t.target, t.dunning_level + 1) AS new_level
+WITH rising AS (  -- the item as tonight's notice shows it: at its new level
+  SELECT t.* REPLACE (least(t.target, t.dunning_level + 1) AS dunning_level),
+         least(t.target, t.dunning_level + 1) AS new_level
   FROM dun_items AS t JOIN dun_customers AS c ON c.customer_id = t.customer_id
   WHERE least(t.target, t.dunning_level + 1) > t.dunning_level
     AND NOT c.missing_rate AND c.overdue >= :min_amount
@@ -69,14 +71,15 @@ WITH rising AS (
            || CAST(t.new_level AS VARCHAR) || '-' || t.currency AS notice_id,
          row_number() OVER (PARTITION BY t.customer_id, t.new_level, t.currency
                             ORDER BY t.due_date, t.invoice_id) AS row_in_notice,
-         sum(t.amount_open) OVER (PARTITION BY t.customer_id, t.new_level, t.currency)
-           AS amount_dunned,
+         sum(CASE WHEN t.item_type IN ('invoice', 'opening') THEN t.amount_open ELSE 0 END)
+           OVER (PARTITION BY t.customer_id, t.new_level, t.currency) AS amount_dunned,
          datediff('day', :interest_start, CAST(:as_of AS DATE)) AS interest_days
   FROM rising AS t
   JOIN state.customers AS customer ON customer.customer_id = t.customer_id
   JOIN dun_levels AS l ON l.level = t.new_level
 )
-SELECT *, CASE WHEN row_in_notice = 1 THEN :fee ELSE 0 END AS fee_amount,
+SELECT *, CASE WHEN row_in_notice = 1 AND amount_dunned > 0 THEN :fee ELSE 0 END
+            AS fee_amount,
        CASE WHEN annual_rate IS NOT NULL AND item_type IN ('invoice', 'opening')
                  AND interest_days > 0
             THEN :interest ELSE 0 END AS interest_amount
