@@ -11,8 +11,9 @@ is charged once per notice, on its first row (earliest due date, then invoice id
 A notice that lists only fee and interest items carries no fee, and a percent fee is
 taken on the principal items only. Interest is simple interest per principal item, on
 its open amount, from the due date (or the last partial payment, or the last interest
-charged, whichever is later) to the as-of date. Fees and interest become open items due tonight, which
-are dunned later like any item but bear no fee or interest of their own.
+charged, whichever is later) to the as-of date. Fees and interest become open items
+due tonight, which are dunned later like any item but bear no fee or interest of their
+own.
 """
 
 from __future__ import annotations
