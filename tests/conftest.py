@@ -35,6 +35,16 @@ max_reject_ratio: 0.5
 """
 
 
+# One tax rule for every line (19%), for tests about what comes after invoicing.
+STANDARD_TAX = """\
+kind: tax
+version: 1
+hit_policy: first
+rounding_level: line
+rules:
+  - {id: standard, when: 'true', code: VAT19, rate: 19%}
+"""
+
 # CLIENT_YAML's accounts with a discount account, for clients with early-payment terms.
 ACCOUNTS_WITH_DISCOUNT = CLIENT_YAML[CLIENT_YAML.index("accounts:"):CLIENT_YAML.index(
     "max_reject_ratio")] + '  discount: "8736"\n'

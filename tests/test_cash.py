@@ -11,17 +11,10 @@ import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from conftest import ACCOUNTS_WITH_DISCOUNT, replace_accounts
+from conftest import ACCOUNTS_WITH_DISCOUNT, STANDARD_TAX, replace_accounts
 from scenario import CUSTOMER, Scenario, details, line, money
 
-TAX = """\
-kind: tax
-version: 1
-hit_policy: first
-rounding_level: line
-rules:
-  - {id: standard, when: 'true', code: VAT19, rate: 19%}
-"""
+TAX = STANDARD_TAX
 
 C2 = {**CUSTOMER, "customer_id": "C2", "name": "Beta SARL", "country": "FR"}
 NIGHT = "2026-03-02"

@@ -9,16 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+from conftest import STANDARD_TAX
 from scenario import CUSTOMER, Scenario, details, money
 
-TAX = """\
-kind: tax
-version: 1
-hit_policy: first
-rounding_level: line
-rules:
-  - {id: standard, when: 'true', code: VAT19, rate: 19%}
-"""
+TAX = STANDARD_TAX
 
 CREDIT = """\
 kind: credit

@@ -27,18 +27,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import STANDARD_TAX
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scenario import CUSTOMER, Scenario, details, money
 
-TAX = """\
-kind: tax
-version: 1
-hit_policy: first
-rounding_level: line
-rules:
-  - {id: standard, when: 'true', code: VAT19, rate: 19%}
-"""
+TAX = STANDARD_TAX
 
 REMINDER = ('{id: reminder, level: 1, after_days: 7, action: email, '
             'template: "reminder_{customer.country}"}')
