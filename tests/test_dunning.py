@@ -20,6 +20,7 @@ Every fee and interest journal entry is checked to balance, per entry and curren
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import STANDARD_TAX
+from conftest import ROOT, STANDARD_TAX
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scenario import CUSTOMER, Scenario, details, money
@@ -781,3 +782,24 @@ def test_dunning_keeps_its_invariants_over_several_nights(world):
     fee and interest item is a notice's charge, due that night, and its journal entry
     balances (Dr 1400 / Cr 2700 or 2650)."""
     run_world(world)
+
+
+def test_check_refuses_a_ladder_that_does_not_climb(tmp_path):
+    """Two levels numbered 2 (E701), a gap (E701) and after_days that do not grow (E702)
+    would leave items stuck or crash the night: `ruledger check` refuses them."""
+    from engine.config.ruleset import load_ruleset
+    from engine.errors import RuleError
+
+    for name, old, new, want in (
+            ("twice", "level: 3", "level: 2", ("E701", "given twice")),
+            ("gap", "level: 3", "level: 4", ("E701", "where level 3 should be")),
+            ("late", "after_days: 35", "after_days: 20", ("E702", "not later than level 2"))):
+        folder = tmp_path / name
+        shutil.copytree(ROOT / "rules" / "nordwind", folder)
+        text = (folder / "dunning.yaml").read_text()
+        assert old in text
+        (folder / "dunning.yaml").write_text(text.replace(old, new, 1))
+        with pytest.raises(RuleError) as exc:
+            load_ruleset(folder)
+        (diag,) = exc.value.diagnostics
+        assert diag.code == want[0] and want[1] in diag.message, diag.message

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from engine.config.client import percent
 from engine.config.ruleset import CompiledExpr, RuleSet
-from engine.errors import SourceRef
+from engine.errors import Diagnostic, SourceRef
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,25 @@ def dunning_rules(ruleset: RuleSet) -> Ladder | None:
     return Ladder(pos.ref(("kind",)), int(data["grace_days"]), Decimal(str(data["min_amount"])),
                   int(data["min_days_between"]), data.get("interest_from", "due_date"),
                   exclude, tuple(sorted(levels, key=lambda lv: lv.level)))
+
+
+def check_dunning(ruleset: RuleSet) -> list[Diagnostic]:
+    """The ladder climbs: levels 1, 2, 3, ... once each, each later than the one before."""
+    ladder = dunning_rules(ruleset)
+    if ladder is None:
+        return []
+    out = []
+    for n, lv in enumerate(ladder.levels, 1):
+        if lv.level != n:
+            twice = any(other.level == lv.level for other in ladder.levels[:n - 1])
+            out.append(Diagnostic(
+                "E701", f"level {lv.level} ({lv.id}) is " + (
+                    "given twice" if twice else f"where level {n} should be"), lv.ref,
+                "number the levels 1, 2, 3, ... without gaps: an item climbs one level a night"))
+    for before, after in zip(ladder.levels, ladder.levels[1:], strict=False):
+        if after.after_days <= before.after_days:
+            out.append(Diagnostic(
+                "E702", f"level {after.level} ({after.id}) starts after {after.after_days} days, "
+                        f"not later than level {before.level} ({before.after_days} days)",
+                after.ref, "after_days must grow with the level"))
+    return out

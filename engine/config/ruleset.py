@@ -100,8 +100,14 @@ def _credit_checks(ruleset: RuleSet) -> list[Diagnostic]:
     return check_credit(ruleset)
 
 
+def _dunning_checks(ruleset: RuleSet) -> list[Diagnostic]:
+    from engine.config.dunning import check_dunning
+
+    return check_dunning(ruleset)
+
+
 # Checks that need the whole, compiled rule set; each returns diagnostics.
-RULESET_CHECKS = (_tax_checks, _matching_checks, _credit_checks)
+RULESET_CHECKS = (_tax_checks, _matching_checks, _credit_checks, _dunning_checks)
 
 
 def rule_files(root: Path) -> list[Path]:
