@@ -278,3 +278,18 @@ def test_an_override_for_an_unknown_customer_is_reported(tmp_path):
     assert s.night(NIGHT, customers=[customer("C2")]) == 0
     (unknown,) = [e for e in s.rows("exceptions") if e["code"] == "CREDIT_OVERRIDE_UNKNOWN"]
     assert (unknown["entity_id"], unknown["rule_ref"]) == ("C1", "credit.yaml:10")
+
+
+def test_a_bucket_name_used_twice_is_refused(tmp_path):
+    import pytest
+
+    from engine.config.ruleset import load_ruleset
+    from engine.errors import RuleError
+
+    extra = ("aging_buckets:\n  - {name: due, max_days: 0}\n  - {name: due, max_days: 30}\n"
+             "  - {name: later}\n")
+    s = Scenario(tmp_path, tax=TAX, client_extra=extra)
+    with pytest.raises(RuleError) as exc:
+        load_ruleset(s.rules)
+    assert [(d.code, d.message) for d in exc.value.diagnostics] == [
+        ("E134", "bucket name due is used twice")]

@@ -803,3 +803,21 @@ def test_check_refuses_a_ladder_that_does_not_climb(tmp_path):
             load_ruleset(folder)
         (diag,) = exc.value.diagnostics
         assert diag.code == want[0] and want[1] in diag.message, diag.message
+
+
+def test_an_overdue_currency_without_a_rate_is_not_dunned(tmp_path):
+    """C1 bills in USD with no USD->EUR rate: min_amount (in EUR) cannot be checked, so
+    the customer is not dunned tonight, and a warning says why; with the rate it is."""
+    s = scenario(tmp_path / "none")
+    usd = {**item(1, "2026-02-01", "500.00"), "currency": "USD"}
+    assert s.night("2026-03-02", customers=[customer("C1", currency="USD")],
+                   opening_items=[usd]) == 0
+    assert notices(s) == []
+    (warning,) = [e for e in s.rows("exceptions") if e["code"] == "FX_RATE_MISSING"]
+    assert (warning["stage"], warning["entity_id"]) == ("dunning", "C1")
+    rated = scenario(tmp_path / "rated")
+    rate = {"rate_date": "2026-03-01", "from_currency": "USD", "to_currency": "EUR",
+            "rate": "0.92"}
+    assert rated.night("2026-03-02", customers=[customer("C1", currency="USD")],
+                       opening_items=[usd], fx_rates=[rate]) == 0
+    assert [n[2:4] for n in notices(rated)] == [("T-2026-0001", 1)]
