@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(rules_dir=args.rules_dir, drop_dir=args.drop, as_of=args.as_of,
                          state_path=args.state, out_root=args.out, fmt=args.format,
-                         memory_limit=args.memory_limit)
+                         memory_limit=args.memory_limit, replace=args.replace)
     result = run_night(options)
     summary = {"client": result.client, "as_of": result.as_of.isoformat(),
                "status": result.status, "run_id": result.run_id,
@@ -110,11 +110,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**r.__dict__, "as_of": r.as_of.isoformat()} for r in records]))
         return 0
-    print(f"{'as-of':<10}  {'run id':<16}  {'status':<7}  {'rules':<12}  {'inputs':<12}  "
+    print(f"{'as-of':<10}  {'run id':<16}  {'status':<8}  {'rules':<12}  {'inputs':<12}  "
           f"{'rows':>6}  {'rejected':>8}  {'invoices':>8}  {'exceptions':>10}  finished")
     for r in records:
         c = r.counts
-        print(f"{r.as_of.isoformat():<10}  {r.run_id:<16}  {r.status:<7}  {r.rules_digest[:12]}  "
+        print(f"{r.as_of.isoformat():<10}  {r.run_id:<16}  {r.status:<8}  {r.rules_digest[:12]}  "
               f"{r.inputs_digest[:12]}  {c.get('rows_in', 0):>6}  {c.get('rejected', 0):>8}  "
               f"{c.get('invoices', 0):>8}  {c.get('exceptions', 0):>10}  {r.finished_at}")
     return 0
@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output root; the night goes to OUT/<client>/<as-of>/")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 2GB")
+    p.add_argument("--replace", action="store_true",
+                   help="run the client's latest night again with changed files or rules, "
+                        "undoing its first run")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("run-all", parents=[common], help=cmd_run_all.__doc__,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class RunOptions:
     out_root: Path = Path("out")
     fmt: str = "parquet"
     memory_limit: str | None = None
+    replace: bool = False  # undo the client's latest night first, then run it again
+    keep_before: bool = True  # save the state as it was before this run, for --replace
 
 
 @dataclass
@@ -97,19 +100,25 @@ def run_night(options: RunOptions) -> RunResult:
     as_of = as_of_from(options)
     client = ruleset.client.id
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
+    if options.replace:
+        replaced = _replace(options, ruleset, as_of, state_path)
+        if replaced is not None:
+            return replaced
     with logger.contextualize(client=client):
         files = drop_files(options.drop_dir, ruleset)
         executor = DuckDBExecutor(memory_limit=options.memory_limit)
         new_state = not state_path.exists()
         try:
             _attach(executor, state_path, client)
-            return _run(options, ruleset, as_of, executor, files)
+            return _run(options, ruleset, as_of, executor, files, state_path)
         except RuledgerError:
             _forget(executor, state_path, new_state)
+            _drop_state(state_path.with_name(state_path.name + ".before-next"))
             raise
         except Exception as exc:  # a failure of ours: nothing is committed
             logger.opt(exception=exc).debug("internal failure")
             _forget(executor, state_path, new_state)
+            _drop_state(state_path.with_name(state_path.name + ".before-next"))
             raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
         finally:
             executor.close()
@@ -152,8 +161,99 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
             hint="wait for it to end; two runs of one client never share the state")]) from None
 
 
+def _before(state_path: Path) -> Path:
+    """Where the state as it was before the client's latest run is kept, for --replace."""
+    return state_path.with_name(state_path.name + ".before")
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _copy_state(source: Path, target: Path) -> None:
+    """The state file and its write-ahead log, if any, copied whole to `target`."""
+    pending = target.with_name(target.name + ".pending")
+    _drop_state(pending)
+    shutil.copyfile(source, pending)
+    if _wal(source).exists():
+        shutil.copyfile(_wal(source), _wal(pending))
+    _move_state(pending, target)
+
+
+def _move_state(source: Path, target: Path) -> None:
+    """Rename a state file, with its write-ahead log, over `target`."""
+    _wal(target).unlink(missing_ok=True)
+    if _wal(source).exists():
+        _wal(source).replace(_wal(target))
+    source.replace(target)
+
+
+def _drop_state(path: Path) -> None:
+    for p in (path, _wal(path)):
+        p.unlink(missing_ok=True)
+
+
+def _replace(options: RunOptions, ruleset: RuleSet, as_of: dt.date,
+             state_path: Path) -> RunResult | None:
+    """--replace: the latest night run again from the state saved before it, the new state
+    put in place only once that run has committed. None: nothing to replace (run as usual).
+    """
+    client = ruleset.client.id
+    runs = [r for r in run_log(state_path, client) if r.status == "done"] \
+        if state_path.exists() else []
+    latest = runs[-1] if runs else None
+    if latest is None or latest.as_of != as_of:
+        if latest is not None and any(r.as_of == as_of for r in runs):
+            raise DropRefused([Diagnostic(
+                "E313", f"--replace is allowed for the client's latest night only, "
+                        f"{latest.as_of}, not {as_of}",
+                hint="replace the later nights first, newest first")])
+        return None
+    if (latest.rules_digest, latest.inputs_digest) == (
+            ruleset.digest, inputs_digest(drop_files(options.drop_dir, ruleset))):
+        return None  # the same files and rules: nothing to replace, the night is unchanged
+    work = state_path.with_name(state_path.name + ".replacing")
+    _drop_state(work)
+    if len(runs) > 1:
+        before = _before(state_path)
+        if not before.exists() or _state_digest(before) != latest.state_before:
+            raise DropRefused([Diagnostic(
+                "E314", f"the state from before the run of {as_of} was not kept (or is not "
+                        f"the one that run started from), so {as_of} cannot be replaced",
+                hint=f"{before} is saved by every run; restore the state file from a backup")])
+        _copy_state(before, work)
+    result = run_night(RunOptions(**{**options.__dict__, "state_path": work, "replace": False,
+                                     "keep_before": False}))
+    _log_replaced(work, latest)
+    _move_state(work, state_path)
+    logger.info(f"{as_of} replaced: run {latest.run_id} undone, {result.run_id} posted")
+    return RunResult("replaced", result.client, as_of, result.run_id, result.folder,
+                     result.counts)
+
+
+def _state_digest(path: Path) -> str | None:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchall()
+        return rows[0][0] if rows else None
+    finally:
+        con.close()
+
+
+def _log_replaced(path: Path, record: RunRecord) -> None:
+    """The run log keeps the undone run, as `replaced`, for auditors."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("INSERT INTO runs VALUES (?, ?, 'replaced', ?, ?, ?, ?, ?, ?, ?)",
+                    [record.run_id, record.as_of, record.rules_digest, record.inputs_digest,
+                     record.state_before, record.state_after, record.started_at,
+                     record.finished_at, json.dumps(record.counts, sort_keys=True)])
+    finally:
+        con.close()
+
+
 def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
-         files: list[DropFile]) -> RunResult:
+         files: list[DropFile], state_path: Path) -> RunResult:
     digest = inputs_digest(files)
     client = ruleset.client.id
     store = StateStore(executor, client)
@@ -166,6 +266,10 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         return done
     started = _now()
     state_before = store.digest
+    keep = options.keep_before and store.has_runs()
+    next_before = state_path.with_name(state_path.name + ".before-next")
+    if keep:  # committed state only: this run's changes are not written yet
+        _copy_state(state_path, next_before)
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
         logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
@@ -194,7 +298,13 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
                                                       "folder": str(target)})
         page = render_exceptions(outputs["exceptions"], ruleset, as_of.isoformat(), run_id)
         pages = {"exceptions.html": (page, outputs["exceptions"].num_rows)}
-        _commit(options, target, outputs, manifest, executor, store, record, pages)
+        try:
+            _commit(options, target, outputs, manifest, executor, store, record, pages)
+        except BaseException:
+            _drop_state(next_before)
+            raise
+        if keep:
+            _move_state(next_before, _before(state_path))
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
         return RunResult("done", client, as_of, run_id, target, manifest["counts"])

@@ -118,7 +118,8 @@ class StateStore:
 
     def run_for(self, as_of: dt.date) -> RunRecord | None:
         rows = self.x.query(
-            "SELECT * FROM state.runs WHERE as_of = ? ORDER BY finished_at DESC LIMIT 1",
+            "SELECT * FROM state.runs WHERE as_of = ? AND status = 'done' "
+            "ORDER BY finished_at DESC LIMIT 1",
             [as_of])
         return _record(rows[0]) if rows else None
 
