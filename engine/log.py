@@ -8,6 +8,8 @@ from typing import Any
 
 from loguru import logger
 
+from engine.progress import STATUS
+
 _FIELDS = ("run_id", "client", "stage")
 
 
@@ -28,10 +30,12 @@ def _json_sink(message: Any) -> None:
 def setup(json_lines: bool = False, verbose: bool = False) -> None:
     logger.remove()
     level = "DEBUG" if verbose else "INFO"
+    terminal = sys.stderr.isatty()
+    STATUS.enabled = terminal and not json_lines  # progress only for a person watching
     if json_lines:
         logger.add(_json_sink, level=level)
     else:
-        logger.add(sys.stderr, level=level, colorize=sys.stderr.isatty(),
+        logger.add(STATUS.log, level=level, colorize=terminal,
                    format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> "
                           "{extra[client]: <10} {message}")
     logger.configure(extra={"client": "-", "run_id": None, "stage": None})

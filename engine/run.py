@@ -14,6 +14,8 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +24,7 @@ import duckdb
 import pyarrow as pa
 from loguru import logger
 
-from engine import __version__, tables
+from engine import __version__, progress, tables
 from engine.checks import accepted_schema
 from engine.config.credit import credit_rules
 from engine.config.dunning import dunning_rules
@@ -317,13 +319,13 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     problems: list[Problem] = list(drop.problems)
     entries: list[pa.Table] = []
     executor.register("currencies", currencies_table())
-    with logger.contextualize(stage="invoicing"):
+    with _stage("invoicing", ruleset, as_of):
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
-    with logger.contextualize(stage="matching"):
+    with _stage("matching", ruleset, as_of):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
-    with logger.contextualize(stage="dunning"):
+    with _stage("dunning", ruleset, as_of):
         problems += _dunning(ruleset, executor, as_of, run_id, counts, outputs, entries)
-    with logger.contextualize(stage="credit"):
+    with _stage("credit", ruleset, as_of):
         problems += _credit(ruleset, drop, executor, as_of, run_id, counts, outputs)
     aging_table = aging.run(executor, ruleset, as_of)
     outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
@@ -366,6 +368,14 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     logger.info(f"credit: {counts['credit_holds']} on hold, {counts['credit_warnings']} warned "
                 f"of {len(kinds)} customers")
     return decided.problems
+
+
+@contextmanager
+def _stage(name: str, ruleset: RuleSet, as_of: dt.date) -> Iterator[None]:
+    """A stage: its name on every log line, and on the terminal's status line."""
+    with logger.contextualize(stage=name), progress.step(
+            f"{ruleset.client.id} {as_of}: {name}"):
+        yield
 
 
 def _accepted(drop: Drop, table: str) -> pa.Table:
@@ -436,7 +446,7 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
             store: StateStore, files: list[DropFile]) -> Drop:
-    with logger.contextualize(stage="ingest"):
+    with _stage("ingest", ruleset, as_of):
         first_night = not store.has_runs()
         if first_night and not any(f.table == "customers" for f in files):
             raise DropRefused([Diagnostic(
