@@ -126,7 +126,7 @@ class StateStore:
     def runs(self) -> list[RunRecord]:
         """The run log, oldest night first."""
         return [_record(r) for r in self.x.query(
-            "SELECT * FROM state.runs ORDER BY as_of, finished_at")]
+            "SELECT * FROM state.runs ORDER BY as_of, status = 'done', finished_at")]
 
     def latest_as_of(self) -> dt.date | None:
         return self.x.query("SELECT max(as_of) FROM state.runs")[0][0]

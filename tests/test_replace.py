@@ -27,7 +27,7 @@ def _runs(tmp) -> list[tuple]:
     con = duckdb.connect(str(tmp / "s.duckdb"), read_only=True)
     try:
         return con.sql("SELECT as_of::VARCHAR, run_id, status FROM runs "
-                       "ORDER BY as_of, finished_at").fetchall()
+                       "ORDER BY as_of, status = 'done', finished_at").fetchall()
     finally:
         con.close()
 
