@@ -115,12 +115,12 @@ def run_night(options: RunOptions) -> RunResult:
             return _run(options, ruleset, as_of, executor, files, state_path)
         except RuledgerError:
             _forget(executor, state_path, new_state)
-            _drop_state(state_path.with_name(state_path.name + ".before-next"))
+            _drop_state(_before_next(state_path))
             raise
         except Exception as exc:  # a failure of ours: nothing is committed
             logger.opt(exception=exc).debug("internal failure")
             _forget(executor, state_path, new_state)
-            _drop_state(state_path.with_name(state_path.name + ".before-next"))
+            _drop_state(_before_next(state_path))
             raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
         finally:
             executor.close()
@@ -166,6 +166,11 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
 def _before(state_path: Path) -> Path:
     """Where the state as it was before the client's latest run is kept, for --replace."""
     return state_path.with_name(state_path.name + ".before")
+
+
+def _before_next(state_path: Path) -> Path:
+    """The copy a run makes before it changes the state; `_before` once it commits."""
+    return state_path.with_name(state_path.name + ".before-next")
 
 
 def _wal(path: Path) -> Path:
@@ -269,7 +274,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     started = _now()
     state_before = store.digest
     keep = options.keep_before and store.has_runs()
-    next_before = state_path.with_name(state_path.name + ".before-next")
+    next_before = _before_next(state_path)
     if keep:  # committed state only: this run's changes are not written yet
         _copy_state(state_path, next_before)
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
@@ -282,7 +287,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
             executor.execute("ROLLBACK")
             _write_refused(options, ruleset, as_of, run_id, drop, started)
             raise
-        counts = subledger.post(drop, executor, as_of, run_id)
+        counts = subledger.post(drop, executor, as_of)
         drop.problems += [Problem(
             "warning", "FX_RATE_REVISED", "ingest", "fx_rate", f"{day} {src}/{dst}",
             f"the rate {src} to {dst} of {day} was {old} and is sent as {new} now; the first "

@@ -89,3 +89,18 @@ def test_replace_of_a_clients_first_night_starts_from_nothing(tmp_path):
     assert _run(tmp_path / "b", fresh) == 0
     night = "out/nordwind/2026-03-02"
     assert _tables(tmp_path / "a" / night) == _tables(tmp_path / "b" / night)
+
+
+def test_replace_without_the_kept_state_is_refused(tmp_path, capsys):
+    """The state from before the latest night is gone (or is another night's): the
+    replace is refused (E314) and the state file is left as it was."""
+    first, second = _drops(tmp_path)[:2]
+    assert _run(tmp_path, first) == 0 and _run(tmp_path, second) == 0
+    (tmp_path / "s.duckdb.before").unlink()
+    before = (tmp_path / "s.duckdb").read_bytes()
+    _change(second)
+    assert _run(tmp_path, second, "--replace") == 3
+    assert "error[E314]: the state from before the run of 2026-03-03 was not kept" in (
+        capsys.readouterr().err)
+    assert (tmp_path / "s.duckdb").read_bytes() == before
+    assert not (tmp_path / "s.duckdb.replacing").exists()

@@ -318,7 +318,7 @@ def run(executor: Executor, ruleset: RuleSet, matching: Matching, as_of: dt.date
             if not deferred:
                 break
     execute([Statement("rest", template(sql_text.REST))])
-    problems += _leftovers(executor, matching, searched)
+    problems += _leftovers(executor, matching)
     problems += _unmatched(executor, matching, searched)
     applications = executor.fetch(template(sql_text.APPLICATIONS,
                                            unmatched_ref=matching.ref.rule_ref))
@@ -425,8 +425,7 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
     return out
 
 
-def _leftovers(executor: Executor, matching: Matching,
-               searched: dict[str, tuple[Strategy, combination.Found]]) -> list[Problem]:
+def _leftovers(executor: Executor, matching: Matching) -> list[Problem]:
     """An info for each matched payment of tonight with cash left over."""
     rows = executor.query(
         "SELECT p.payment_id, p.cash, p.currency, coalesce(p.customer_id, p.match_customer), "

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import pyarrow as pa
 import sqlglot
 from iso4217 import Currency
 from sqlglot import exp
@@ -84,10 +85,8 @@ def currency_rows() -> list[tuple[str, int]]:
     return sorted((c.code, c.exponent) for c in Currency if c.exponent is not None)
 
 
-def currencies_table():
+def currencies_table() -> pa.Table:
     """(code, minor) of every ISO 4217 currency, registered as `currencies` for the stages."""
-    import pyarrow as pa
-
     codes = currency_rows()
     return pa.table({"code": [c for c, _m in codes], "minor": [m for _c, m in codes]})
 

@@ -16,7 +16,7 @@ from engine.dsl.compile import bind_as_of
 from engine.executor import Executor
 
 
-def post(drop, executor: Executor, as_of: dt.date, run_id: str) -> dict[str, int]:
+def post(drop, executor: Executor, as_of: dt.date) -> dict:
     """Apply tonight's customers and opening items to the state; return what changed."""
     counts = {"customers_upserted": 0, "opening_items": 0}
     customers = drop.tables.get("customers")
