@@ -1,7 +1,8 @@
 """Writing a run's outputs: tables, manifest.json, and the rename into place.
 
 Outputs are written into a hidden temporary folder next to the target and
-renamed into `OUT/<client>/<as-of>/` in one step, so a reader sees either the
+renamed into `OUT/<client>/<as-of>/` in one step once the state has committed
+(`engine.safety`), so a reader sees either the
 whole night or nothing.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -57,35 +57,3 @@ def staging_folder(target: Path, run_id: str) -> Path:
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     return staging
-
-
-def publish(staging: Path, target: Path) -> Path | None:
-    """Rename `staging` into `target`; an earlier folder there is moved aside and returned."""
-    aside = None
-    if target.exists():
-        aside = target.parent / f".{target.name}.old-{os.getpid()}"
-        if aside.exists():
-            shutil.rmtree(aside)
-        os.replace(target, aside)
-    os.replace(staging, target)
-    _fsync_dir(target.parent)
-    return aside
-
-
-def unpublish(target: Path, aside: Path | None) -> None:
-    """Undo `publish` after a failed commit: the earlier folder comes back."""
-    if target.exists():
-        shutil.rmtree(target)
-    if aside is not None and aside.exists():
-        os.replace(aside, target)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

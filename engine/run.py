@@ -1,10 +1,9 @@
 """The nightly run: rules, drop, state, stages, outputs; both committed or neither.
 
-Order of the commit: outputs are written to a hidden folder, the state
-transaction is prepared, the folder is renamed into place, then the state
-commits. If the commit fails the folder is renamed back. A run killed between
-the rename and the commit leaves a folder whose run id is not in the run log;
-the next run of that date replaces it.
+Order of the commit: the client is locked and any run killed before is put
+right (`engine.safety`); outputs are written to a hidden staging folder, the
+state commits, then the folder is renamed into place. A failure before the
+commit removes the staging folder; a kill anywhere is settled by the next run.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +22,7 @@ import duckdb
 import pyarrow as pa
 from loguru import logger
 
-from engine import __version__, progress, tables
+from engine import __version__, progress, safety, tables
 from engine.checks import accepted_schema
 from engine.config.credit import credit_rules
 from engine.config.dunning import dunning_rules
@@ -46,10 +44,8 @@ from engine.ingest import (
 )
 from engine.money import quantize
 from engine.output import (
-    publish,
     sha256_of,
     staging_folder,
-    unpublish,
     with_run_id,
     write_manifest,
     write_table,
@@ -72,6 +68,8 @@ class RunOptions:
     memory_limit: str | None = None
     replace: bool = False  # undo the client's latest night first, then run it again
     keep_before: bool = True  # save the state as it was before this run, for --replace
+    intent: Path | None = None  # where the publication intent is kept (beside the state)
+    publish: bool = True  # put the outputs in place once committed (--replace does it later)
 
 
 @dataclass
@@ -102,28 +100,35 @@ def run_night(options: RunOptions) -> RunResult:
     as_of = as_of_from(options)
     client = ruleset.client.id
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
-    if options.replace:
-        replaced = _replace(options, ruleset, as_of, state_path)
-        if replaced is not None:
-            return replaced
-    with logger.contextualize(client=client):
-        files = drop_files(options.drop_dir, ruleset)
-        executor = DuckDBExecutor(memory_limit=options.memory_limit)
-        new_state = not state_path.exists()
-        try:
-            _attach(executor, state_path, client)
-            return _run(options, ruleset, as_of, executor, files, state_path)
-        except RuledgerError:
-            _forget(executor, state_path, new_state)
-            _drop_state(_before_next(state_path))
-            raise
-        except Exception as exc:  # a failure of ours: nothing is committed
-            logger.opt(exception=exc).debug("internal failure")
-            _forget(executor, state_path, new_state)
-            _drop_state(_before_next(state_path))
-            raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
-        finally:
-            executor.close()
+    with logger.contextualize(client=client), safety.client_lock(state_path, client):
+        safety.recover(state_path)
+        if options.replace:
+            replaced = _replace(options, ruleset, as_of, state_path)
+            if replaced is not None:
+                return replaced
+        return _night(RunOptions(**{**options.__dict__, "state_path": state_path}),
+                      ruleset, as_of)
+
+
+def _night(options: RunOptions, ruleset: RuleSet, as_of: dt.date) -> RunResult:
+    state_path = options.state_path
+    files = drop_files(options.drop_dir, ruleset)
+    executor = DuckDBExecutor(memory_limit=options.memory_limit)
+    new_state = not state_path.exists()
+    try:
+        _attach(executor, state_path, ruleset.client.id)
+        return _run(options, ruleset, as_of, executor, files, state_path)
+    except RuledgerError:
+        _forget(executor, state_path, new_state)
+        safety.drop_state(safety.before_next(state_path))
+        raise
+    except Exception as exc:  # a failure of ours: nothing is committed
+        logger.opt(exception=exc).debug("internal failure")
+        _forget(executor, state_path, new_state)
+        safety.drop_state(safety.before_next(state_path))
+        raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
+    finally:
+        executor.close()
 
 
 def _forget(executor: DuckDBExecutor, state_path: Path, new_state: bool) -> None:
@@ -158,46 +163,7 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        raise DropRefused([Diagnostic(
-            "E311", f"another run of client {client} holds its state file {state_path}",
-            hint="wait for it to end; two runs of one client never share the state")]) from None
-
-
-def _before(state_path: Path) -> Path:
-    """Where the state as it was before the client's latest run is kept, for --replace."""
-    return state_path.with_name(state_path.name + ".before")
-
-
-def _before_next(state_path: Path) -> Path:
-    """The copy a run makes before it changes the state; `_before` once it commits."""
-    return state_path.with_name(state_path.name + ".before-next")
-
-
-def _wal(path: Path) -> Path:
-    return path.with_name(path.name + ".wal")
-
-
-def _copy_state(source: Path, target: Path) -> None:
-    """The state file and its write-ahead log, if any, copied whole to `target`."""
-    pending = target.with_name(target.name + ".pending")
-    _drop_state(pending)
-    shutil.copyfile(source, pending)
-    if _wal(source).exists():
-        shutil.copyfile(_wal(source), _wal(pending))
-    _move_state(pending, target)
-
-
-def _move_state(source: Path, target: Path) -> None:
-    """Rename a state file, with its write-ahead log, over `target`."""
-    _wal(target).unlink(missing_ok=True)
-    if _wal(source).exists():
-        _wal(source).replace(_wal(target))
-    source.replace(target)
-
-
-def _drop_state(path: Path) -> None:
-    for p in (path, _wal(path)):
-        p.unlink(missing_ok=True)
+        raise safety.busy(state_path, client) from None
 
 
 def _replace(options: RunOptions, ruleset: RuleSet, as_of: dt.date,
@@ -219,32 +185,28 @@ def _replace(options: RunOptions, ruleset: RuleSet, as_of: dt.date,
     if (latest.rules_digest, latest.inputs_digest) == (
             ruleset.digest, inputs_digest(drop_files(options.drop_dir, ruleset))):
         return None  # the same files and rules: nothing to replace, the night is unchanged
-    work = state_path.with_name(state_path.name + ".replacing")
-    _drop_state(work)
+    work = safety.replacing(state_path)
+    safety.drop_state(work)
     if len(runs) > 1:
-        before = _before(state_path)
-        if not before.exists() or _state_digest(before) != latest.state_before:
+        before = safety.before(state_path)
+        if not before.exists() or safety.state_digest(before) != latest.state_before:
             raise DropRefused([Diagnostic(
                 "E314", f"the state from before the run of {as_of} was not kept (or is not "
                         f"the one that run started from), so {as_of} cannot be replaced",
                 hint=f"{before} is saved by every run; restore the state file from a backup")])
-        _copy_state(before, work)
-    result = run_night(RunOptions(**{**options.__dict__, "state_path": work, "replace": False,
-                                     "keep_before": False}))
+        safety.copy_state(before, work)
+    intent = safety.intent_path(state_path)
+    result = _night(RunOptions(**{**options.__dict__, "state_path": work, "replace": False,
+                                  "keep_before": False, "intent": intent, "publish": False}),
+                    ruleset, as_of)
     _log_replaced(work, latest)
-    _move_state(work, state_path)
+    safety.failpoint("replace:logged")
+    safety.move_state(work, state_path)  # the commit point of a replacement
+    safety.failpoint("replace:committed")
+    _publish(intent)
     logger.info(f"{as_of} replaced: run {latest.run_id} undone, {result.run_id} posted")
     return RunResult("replaced", result.client, as_of, result.run_id, result.folder,
                      result.counts)
-
-
-def _state_digest(path: Path) -> str | None:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        rows = con.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchall()
-        return rows[0][0] if rows else None
-    finally:
-        con.close()
 
 
 def _log_replaced(path: Path, record: RunRecord) -> None:
@@ -274,9 +236,9 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     started = _now()
     state_before = store.digest
     keep = options.keep_before and store.has_runs()
-    next_before = _before_next(state_path)
+    next_before = safety.before_next(state_path)
     if keep:  # committed state only: this run's changes are not written yet
-        _copy_state(state_path, next_before)
+        safety.copy_state(state_path, next_before)
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
         logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
@@ -308,10 +270,13 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         try:
             _commit(options, target, outputs, manifest, executor, store, record, pages)
         except BaseException:
-            _drop_state(next_before)
+            safety.drop_state(next_before)
             raise
         if keep:
-            _move_state(next_before, _before(state_path))
+            safety.move_state(next_before, safety.before(state_path))
+        safety.failpoint("kept")
+        if options.publish:
+            _publish(_intent(options))
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
         return RunResult("done", client, as_of, run_id, target, manifest["counts"])
@@ -381,6 +346,7 @@ def _stage(name: str, ruleset: RuleSet, as_of: dt.date) -> Iterator[None]:
     with logger.contextualize(stage=name), progress.step(
             f"{ruleset.client.id} {as_of}: {name}"):
         yield
+    safety.failpoint(f"stage:{name}")
 
 
 def _accepted(drop: Drop, table: str) -> pa.Table:
@@ -537,25 +503,38 @@ def _write_tables(folder: Path, outputs: dict[str, pa.Table], fmt: str, manifest
     write_manifest(folder, manifest)
 
 
+def _publish(intent: Path) -> None:
+    """Committed outputs into place. Should a rename fail, the next run of the client
+    finishes it (`safety.recover`): the night is posted either way."""
+    try:
+        safety.finish(intent)
+    except OSError as exc:
+        logger.error(f"the night is posted, but its outputs could not be put in place ({exc}); "
+                     "the next run of this client puts them in place")
+
+
+def _intent(options: RunOptions) -> Path:
+    return options.intent or safety.intent_path(options.state_path)
+
+
 def _commit(options: RunOptions, target: Path, outputs: dict[str, pa.Table], manifest: dict,
             executor: DuckDBExecutor, store: StateStore, record: RunRecord,
             pages: dict[str, tuple[str, int]]) -> None:
+    """Outputs staged, then the state committed; publishing them is left to the caller."""
+    intent = _intent(options)
     staging = staging_folder(target, record.run_id)
+    safety.record_intent(intent, safety.Intent(record.run_id, str(staging), str(target)))
     try:
         _write_tables(staging, outputs, options.fmt, manifest, pages)
+        safety.failpoint("staged")
         store.log_run(RunRecord(**{**record.__dict__, "finished_at": manifest["finished_at"]}))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        executor.execute("ROLLBACK")
-        raise
-    aside = publish(staging, target)
-    try:
         executor.execute("COMMIT")
     except BaseException:
-        unpublish(target, aside)
+        with suppress(duckdb.Error):  # a COMMIT that failed has ended the transaction
+            executor.execute("ROLLBACK")
+        safety.abandon(intent)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    safety.failpoint("committed")
 
 
 def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id: str,
@@ -566,7 +545,5 @@ def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id
     manifest = _manifest(ruleset, as_of, run_id, drop, started, "refused", {})
     rejects = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
     _write_tables(staging, {"rejects": rejects}, options.fmt, manifest)
-    aside = publish(staging, target)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    safety.publish(staging, target, target.parent / f".{target.name}.old-{run_id}")
     logger.error(f"drop refused; rejects in {target}")

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import CUSTOMERS_CSV, ROOT
 
-from engine import output
 from engine.cli import main
 
 NORDWIND = ROOT / "rules" / "nordwind"
@@ -145,19 +144,14 @@ def test_a_failure_while_writing_leaves_outputs_and_state_as_they_were(tmp_path,
     assert len(_runs(tmp_path)) == 2
 
 
-def test_a_failed_commit_takes_the_published_folder_back(tmp_path, monkeypatch):
+def test_a_failed_commit_leaves_outputs_and_state_as_they_were(tmp_path, monkeypatch):
     assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
     before_out, before_runs = _tree(tmp_path / "out"), _runs(tmp_path)
-    real_publish = output.publish
-
-    def publish_then_fail(staging, target):
-        aside = real_publish(staging, target)
-        monkeypatch.setattr("engine.executor.DuckDBExecutor.execute", _fail_on_commit)
-        return aside
-
-    monkeypatch.setattr("engine.run.publish", publish_then_fail)
+    monkeypatch.setattr("engine.executor.DuckDBExecutor.execute", _fail_on_commit)
     assert _run(NORDWIND, NIGHTS[1], tmp_path) == 4
     assert _tree(tmp_path / "out") == before_out and _runs(tmp_path) == before_runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out", "state.duckdb", "state.duckdb.lock"]  # no staging, intent or state copy left
 
 
 def _fail_on_commit(self, statement):
