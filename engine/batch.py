@@ -63,19 +63,38 @@ def find_jobs(rules_root: Path, drops_root: Path, as_of: dt.date) -> list[Job]:
     return jobs
 
 
-def _run_one(job: Job, as_of: dt.date, out: Path, state_dir: Path, fmt: str,
-             log_json: bool, log_dir: Path) -> Outcome:
+@dataclass(frozen=True)
+class Settings:
+    """What every client's run of the batch shares."""
+
+    as_of: dt.date
+    out: Path
+    state_dir: Path
+    fmt: str = "parquet"
+    log_json: bool = False
+    replace: bool = False  # each client's latest night, if it is this one, run again
+    memory_limit: str | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.out / ".logs" / self.as_of.isoformat()
+
+
+def _run_one(job: Job, settings: Settings) -> Outcome:
     if job.drop_dir is None:
         return Outcome(job, "no drop", 0)
     command = [sys.executable, "-m", "engine.cli", "run", str(job.rules_dir),
-               "--drop", str(job.drop_dir), "--as-of", as_of.isoformat(),
-               "--state", str(state_dir / f"{job.client_id}.duckdb"), "--out", str(out),
-               "--format", fmt, "--json"] + (["--log-json"] if log_json else [])
+               "--drop", str(job.drop_dir), "--as-of", settings.as_of.isoformat(),
+               "--state", str(settings.state_dir / f"{job.client_id}.duckdb"),
+               "--out", str(settings.out), "--format", settings.fmt, "--json"]
+    command += ["--log-json"] if settings.log_json else []
+    command += ["--replace"] if settings.replace else []
+    command += ["--memory-limit", settings.memory_limit] if settings.memory_limit else []
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{job.name}.log"
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.log_dir / f"{job.name}.log"
     log.write_text(done.stderr, encoding="utf-8")
     outcome = Outcome(job, STATUS.get(done.returncode, "failed"), done.returncode, seconds,
                       log=log)
@@ -96,14 +115,12 @@ def _run_one(job: Job, as_of: dt.date, out: Path, state_dir: Path, fmt: str,
     return outcome
 
 
-def run_all(rules_root: Path, drops_root: Path, as_of: dt.date, out: Path, state_dir: Path,
-            fmt: str = "parquet", jobs: int = 2, log_json: bool = False) -> list[Outcome]:
+def run_all(rules_root: Path, drops_root: Path, settings: Settings,
+            jobs: int = 2) -> list[Outcome]:
     """Run every client's night; return the outcomes in client order."""
-    found = find_jobs(rules_root, drops_root, as_of)
-    log_dir = out / ".logs" / as_of.isoformat()
+    found = find_jobs(rules_root, drops_root, settings.as_of)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_run_one, job, as_of, out, state_dir, fmt, log_json, log_dir)
-                   for job in found]
+        futures = [pool.submit(_run_one, job, settings) for job in found]
         outcomes = []
         for future in futures:
             outcome = future.result()

@@ -87,8 +87,9 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     from engine import batch
 
     as_of = args.as_of or dt.date.today()
-    outcomes = batch.run_all(args.rules_root, args.drops, as_of, args.out, args.state_dir,
-                             args.format, args.jobs, args.log_json)
+    settings = batch.Settings(as_of, args.out, args.state_dir, args.format, args.log_json,
+                              args.replace, args.memory_limit)
+    outcomes = batch.run_all(args.rules_root, args.drops, settings, args.jobs)
     if args.json:
         print(json.dumps([{"client": o.job.name, "status": o.status, "exit_code": o.exit_code,
                            "seconds": round(o.seconds, 2), "message": o.message,
@@ -190,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
                    help="output root; each client's log goes to OUT/.logs/<as-of>/")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit of each client's "
+                   "run, e.g. 2GB")
+    p.add_argument("--replace", action="store_true",
+                   help="run each client's latest night again if it is this one and its files "
+                        "or rules changed (see run --replace); other clients run as usual")
     p.set_defaults(func=cmd_run_all)
 
     p = sub.add_parser("runs", parents=[common], help=cmd_runs.__doc__,

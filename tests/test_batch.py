@@ -55,3 +55,28 @@ def test_run_all_isolates_failures_and_ends_with_the_worst_exit_code(tmp_path, c
     status = {r["client"]: r["status"] for r in json.loads(capsys.readouterr().out)}
     assert status == {"broken": "bad rules", "empty": "refused", "idle": "no drop",
                       "lakeshore": "unchanged", "nordwind": "unchanged"}
+
+
+def test_run_all_replace_runs_again_only_the_clients_whose_night_changed(tmp_path, capsys):
+    """nordwind's payments of the night change, lakeshore's do not: with --replace the
+    batch replaces nordwind's night and finds lakeshore's unchanged; without it, the
+    changed night is refused."""
+    rules, drops = _clients(tmp_path)
+    for name in ("broken", "empty", "idle"):
+        shutil.rmtree(rules / name)
+    args = ["run-all", str(rules), "--drops", str(drops), "--as-of", NIGHT, "--json",
+            "--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    first = {r["client"]: r["run_id"] for r in json.loads(capsys.readouterr().out)}
+    payments = drops / "nordwind" / NIGHT / "payments.jsonl"
+    payments.write_text(payments.read_text().replace('"amount": "1190.00"',
+                                                      '"amount": "1189.00"'))
+    assert main(args) == 3
+    assert {r["client"]: r["status"] for r in json.loads(capsys.readouterr().out)} == {
+        "lakeshore": "unchanged", "nordwind": "refused"}
+    assert main([*args, "--replace"]) == 0
+    again = {r["client"]: (r["status"], r["run_id"]) for r in json.loads(capsys.readouterr().out)}
+    assert again["lakeshore"] == ("unchanged", first["lakeshore"])
+    assert again["nordwind"][0] == "replaced" and again["nordwind"][1] != first["nordwind"]
+    manifest = json.loads((tmp_path / "out" / "nordwind" / NIGHT / "manifest.json").read_text())
+    assert manifest["run_id"] == again["nordwind"][1]
