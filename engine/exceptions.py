@@ -15,6 +15,19 @@ from engine import tables
 
 STAGES = ("ingest", "invoicing", "matching", "dunning", "credit", "custom", "journal")
 
+# The codes the engine raises, with their severities (a test keeps this in step with the
+# stages). A custom rule raising one of them at another severity is linted (W810).
+ENGINE_CODES: dict[str, tuple[str, ...]] = {
+    "AMOUNT_AMBIGUOUS": ("warning",), "CREDIT_HOLD": ("warning",),
+    "CREDIT_NO_LIMIT": ("error",), "CREDIT_OVERRIDE_UNKNOWN": ("warning",),
+    "CURRENCY_CHANGED": ("error",), "DUNNING_BLOCKED": ("info",), "EMPTY_FILE": ("warning",),
+    "FUTURE_DATED": ("warning",), "FX_RATE_MISSING": ("warning", "error"),
+    "FX_RATE_REVISED": ("warning",), "OVERPAYMENT": ("info",), "PARTIAL_PAYMENT": ("info",),
+    "PAYMENT_SHORT": ("warning",), "PAYMENT_UNMATCHED": ("warning",),
+    "RENAME_NOT_FOUND": ("warning",), "TAX_AMBIGUOUS": ("error",), "TAX_NO_RULE": ("error",),
+    "UNKNOWN_COLUMN": ("warning",), "RULE_SET_REFUSED": ("error",),
+}
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -15,7 +15,7 @@ from engine.config.matching import matching_rules
 from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import to_sql
-from engine.stages import aging, cash, credit, dunning, invoicing, journal
+from engine.stages import aging, cash, credit, custom, dunning, invoicing, journal
 
 
 def ingest_statements(ruleset: RuleSet) -> dict[str, object]:
@@ -81,4 +81,12 @@ def compiled_sql(rules_dir: Path, dialect: str) -> str:
             lines.append("")
     lines.append("-- aging")
     lines.append(to_sql(aging.query(ruleset), dialect, pretty=True) + ";")
+    for rule in ruleset.custom:
+        action = (f"raise {rule.raises.severity} {rule.raises.code}" if rule.raises
+                  else "set " + ", ".join(a.field for a in rule.sets))
+        lines.append("")
+        lines.append(f"-- custom rule {rule.name} on {rule.table} ({rule.ref}): {action}"
+                     + ("; the rows it gives are written back by key" if rule.sets else ""))
+        lines.append(to_sql(custom.statement(rule, ruleset.client.rounding), dialect,
+                            pretty=True) + ";")
     return "\n".join(lines)

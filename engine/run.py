@@ -52,7 +52,7 @@ from engine.output import (
 )
 from engine.references import check_references
 from engine.report import render_exceptions
-from engine.stages import aging, cash, credit, dunning, invoicing, journal, subledger
+from engine.stages import aging, cash, credit, custom, dunning, invoicing, journal, subledger
 from engine.stages.sql import currencies_table
 from engine.state import RunRecord, StateStore
 
@@ -290,7 +290,11 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     entries: list[pa.Table] = []
     executor.register("currencies", currencies_table())
     with _stage("invoicing", ruleset, as_of):
+        problems += custom.read(executor, ruleset, as_of, {
+            t: _accepted(drop, t) for t in ("customers", "transactions", "payments")})
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+        problems += custom.read(executor, ruleset, as_of, {
+            t: outputs[t] for t in ("invoices", "invoice_lines") if t in outputs})
     with _stage("matching", ruleset, as_of):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
     with _stage("dunning", ruleset, as_of):
@@ -300,6 +304,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     aging_table = aging.run(executor, ruleset, as_of)
     outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
         [b.name for b in ruleset.client.aging_buckets]), run_id)
+    problems += custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]})
     if entries:
         outputs["journal_entries"] = with_run_id(pa.concat_tables(entries),
                                                  tables.OUTPUTS["journal_entries"], run_id)
@@ -400,6 +405,8 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
     applied = cash.run(executor, ruleset, matching, as_of)
     outputs["cash_applications"] = with_run_id(
         applied.applications, tables.OUTPUTS["cash_applications"], run_id)
+    rule_problems = custom.read(executor, ruleset, as_of, {
+        "cash_applications": outputs["cash_applications"]}, related={"payments": payments})
     entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
     cash.post(executor, as_of, run_id)
     applied_by_currency: dict[str, Decimal] = {}
@@ -412,7 +419,7 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
         payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
     logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
                 "strategy")
-    return applied.problems
+    return applied.problems + rule_problems
 
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,

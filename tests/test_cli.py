@@ -212,7 +212,7 @@ def test_runs_lists_the_run_log_without_changing_the_state(tmp_path, capsys):
 
 def test_rule_folder_errors_of_every_kind_are_named(tmp_path, client_dir, capsys):
     """No client.yaml; two files of one kind; a rule file that is not UTF-8; numbering that
-    reuses one format; a *.rules file, which this version reports and does not compile."""
+    reuses one format; a *.rules file that is not UTF-8."""
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["check", str(empty)]) == 2
@@ -236,7 +236,6 @@ def test_rule_folder_errors_of_every_kind_are_named(tmp_path, client_dir, capsys
     ok = client_dir()  # the same folder, its client.yaml written afresh
     for name in ("notes.yaml", "vat.yaml", "tax.yaml"):
         (ok / name).unlink()
-    (ok / "review.rules").write_text("rule x on invoices\n")
-    assert main(["check", str(ok)]) == 0
-    assert "review.rules:1:1: warning[W001]: custom rule files (*.rules) are not compiled" in (
-        capsys.readouterr().err)
+    (ok / "review.rules").write_bytes(b"rule x on invoices\n  raise info X \"caf\xe9\"\n")
+    assert main(["check", str(ok)]) == 2
+    assert "review.rules:1:1: error[E102]: not UTF-8 text (byte 38)" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from engine.config.client import ClientConfig, build_client
+from engine.config.custom import CustomRule, lint, load_rules
 from engine.config.schema import RULE_KINDS, DslSite, validate
 from engine.config.semantic import CLIENT_CHECKS
 from engine.config.yamlpos import Positions, load_yaml
@@ -33,7 +34,7 @@ class RuleFile:
     path: Path
     sha256: str
     data: Any
-    pos: Positions
+    pos: Positions | None  # None for a *.rules file (its data is its text)
     sites: tuple[DslSite, ...] = ()
 
 
@@ -61,6 +62,10 @@ class RuleSet:
     files: dict[str, RuleFile]
     expressions: list[CompiledExpr] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    custom: list[CustomRule] = field(default_factory=list)  # of the *.rules files, in order
+
+    def custom_rules(self, table: str) -> list[CustomRule]:
+        return [r for r in self.custom if r.table == table]
 
     @property
     def digest(self) -> str:
@@ -106,8 +111,15 @@ def _dunning_checks(ruleset: RuleSet) -> list[Diagnostic]:
     return check_dunning(ruleset)
 
 
+def _custom_checks(ruleset: RuleSet) -> list[Diagnostic]:
+    from engine.exceptions import ENGINE_CODES
+
+    return lint(ruleset.custom, ENGINE_CODES, ruleset.client.sets)
+
+
 # Checks that need the whole, compiled rule set; each returns diagnostics.
-RULESET_CHECKS = (_tax_checks, _matching_checks, _credit_checks, _dunning_checks)
+RULESET_CHECKS = (_tax_checks, _matching_checks, _credit_checks, _dunning_checks,
+                  _custom_checks)
 
 
 def rule_files(root: Path) -> list[Path]:
@@ -124,16 +136,18 @@ def load_ruleset(root: Path | str) -> RuleSet:
         raise RuleError([Diagnostic("E001", f"{root} is not a folder of rule files")])
     files = _read_files(root, diags)
     client = _client(root, files, diags)
-    expressions = _compile_sites(files, _names(client, files), diags)
+    names = _names(client, files)
+    expressions = _compile_sites(files, names, diags)
     if client is not None:
         expressions += _compile_computed(client, files["client"], diags)
+    custom = _custom_rules(files, names, diags)
     if client is not None and not any(d.severity == "error" for d in diags.items):
-        ruleset = RuleSet(root, client, files, expressions)
+        ruleset = RuleSet(root, client, files, expressions, custom=custom)
         for check in RULESET_CHECKS:
             diags.extend(check(ruleset))
     diags.raise_if_any()
     assert client is not None
-    ruleset = RuleSet(root, client, files, expressions)
+    ruleset = RuleSet(root, client, files, expressions, custom=custom)
     ruleset.warnings = [d for d in diags.items if d.severity != "error"]
     return ruleset
 
@@ -144,9 +158,9 @@ def _read_files(root: Path, diags: Diagnostics) -> dict[str, RuleFile]:
         raw = path.read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
         if path.suffix == ".rules":
-            diags.items.append(Diagnostic(
-                "W001", "custom rule files (*.rules) are not compiled by this version yet",
-                SourceRef(str(path), 1, 1), severity="warning"))
+            text = _text(path, raw, diags)
+            if text is not None:
+                files[f"rules:{path.name}"] = RuleFile("rules", path, digest, text, None)
             continue
         loaded = _load_one(path, raw, diags)
         if loaded is None:
@@ -162,11 +176,29 @@ def _read_files(root: Path, diags: Diagnostics) -> dict[str, RuleFile]:
     return files
 
 
-def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Positions] | None:
+def _text(path: Path, raw: bytes, diags: Diagnostics) -> str | None:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         diags.add("E102", f"not UTF-8 text (byte {exc.start})", SourceRef(str(path), 1, 1))
+        return None
+
+
+def _custom_rules(files: dict[str, RuleFile], names: _Names,
+                  diags: Diagnostics) -> list[CustomRule]:
+    """The rules of every *.rules file, in file name order, then as written."""
+    out = []
+    for rule_file in sorted((f for f in files.values() if f.kind == "rules"),
+                            key=lambda f: f.path.name):
+        mine = Diagnostics()
+        out += load_rules(rule_file.path, rule_file.data, names, mine)
+        diags.extend(d for d in mine.items if names.complete or not _needs_client(d))
+    return out
+
+
+def _load_one(path: Path, raw: bytes, diags: Diagnostics) -> tuple[str, Any, Positions] | None:
+    text = _text(path, raw, diags)
+    if text is None:
         return None
     try:
         data, pos = load_yaml(text, str(path))

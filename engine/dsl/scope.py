@@ -70,6 +70,9 @@ SCOPE_TABLES: dict[str, tuple[dict[str, str], dict[str, dict[str, str]]]] = {
         "invoice": OPEN_ITEM_FIELDS, "customer": _CUSTOMER}),
     "credit_decisions": (fields_of(tables.OUTPUTS["credit_decisions"]), {
         "customer": _CUSTOMER}),
+    # The bucket columns are the client's own; rules see the totals.
+    "aging": ({"customer_id": "string", "currency": "string", "unapplied": "decimal",
+               "total_open": "decimal"}, {"customer": _CUSTOMER}),
 }
 # Input tables without a scope of their own see just their row.
 for _name, _schema in tables.INPUTS.items():

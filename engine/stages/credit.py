@@ -20,10 +20,11 @@ from sqlglot import exp
 
 from engine.config.credit import Credit
 from engine.config.ruleset import RuleSet
-from engine.dsl.compile import bind_as_of, exact_div, literal, round_money
+from engine.dsl.compile import bind_as_of, exact_div, literal, round_money, to_sql
 from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.money import minor_unit
+from engine.stages import custom
 from engine.stages.sql import Statement, template
 
 # The latest rate to the base currency on or before the as-of date, per currency.
@@ -164,8 +165,14 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
     *setup, decide = plan(ruleset, credit, as_of, tuple(holds))
     for statement in setup:
         executor.execute(bind_as_of(statement.tree, as_of))
-    table = executor.fetch(bind_as_of(decide.tree, as_of))
     problems = []
+    if ruleset.custom_rules("credit_decisions"):  # decided, then the client's own rules
+        executor.execute("CREATE OR REPLACE TEMP TABLE credit_decisions AS "
+                         + to_sql(bind_as_of(decide.tree, as_of)))
+        problems += custom.apply(executor, ruleset, "credit_decisions", as_of)
+        table = executor.fetch("SELECT * FROM credit_decisions ORDER BY customer_id")
+    else:
+        table = executor.fetch(bind_as_of(decide.tree, as_of))
     base = ruleset.client.base_currency
     places = minor_unit(base)
     rows = table.to_pylist()

@@ -29,6 +29,7 @@ from engine.config.ruleset import RuleSet
 from engine.dsl.compile import bind_as_of, exact_div, literal
 from engine.exceptions import Problem
 from engine.executor import Executor
+from engine.stages import custom
 from engine.stages.credit import RATES
 from engine.stages.sql import Statement, round_minor, template
 
@@ -93,6 +94,23 @@ SELECT notice_id, customer_id, invoice_id, new_level AS level, days AS days_over
        CAST(interest_amount AS DECIMAL(18,4)) AS interest_amount, action, template,
        level_id AS rule_id, rule_ref
 FROM dun_rows ORDER BY notice_id, row_in_notice
+"""
+
+# The notice rows as custom rules see them (and the currency, to round a set amount).
+NOTICE_ROWS = """
+CREATE OR REPLACE TEMP TABLE dunning_notices AS
+SELECT notice_id, customer_id, invoice_id, new_level AS level, days AS days_overdue,
+       amount_open, CAST(fee_amount AS DECIMAL(18,4)) AS fee_amount,
+       CAST(interest_amount AS DECIMAL(18,4)) AS interest_amount, action, template,
+       level_id AS rule_id, rule_ref, currency
+FROM dun_rows
+"""
+
+WRITE_BACK = """
+UPDATE dun_rows SET fee_amount = n.fee_amount, interest_amount = n.interest_amount,
+       action = n.action, template = n.template, level_id = n.rule_id, rule_ref = n.rule_ref
+FROM dunning_notices AS n
+WHERE dun_rows.notice_id = n.notice_id AND dun_rows.invoice_id = n.invoice_id
 """
 
 # Fee and interest items: due tonight, dunned later like any item.
@@ -248,12 +266,13 @@ class Dunned:
 
 def run(executor: Executor, ruleset: RuleSet, ladder: Ladder, as_of: dt.date) -> Dunned:
     executor.register("dun_levels", levels_table(ladder))
-    *setup, entries = plan(ruleset, ladder)
+    *setup, charges, entries = plan(ruleset, ladder)
     for statement in setup:
         executor.execute(bind_as_of(statement.tree, as_of))
+    problems = _custom(executor, ruleset, as_of)
+    executor.execute(bind_as_of(charges.tree, as_of))
     notices = executor.fetch(bind_as_of(template(NOTICES), as_of))
     journal = executor.fetch(bind_as_of(entries.tree, as_of))
-    problems = []
     for customer, last in executor.query(BLOCKED, [ladder.min_amount, as_of,
                                                    ladder.min_days_between]):
         problems.append(Problem(
@@ -269,6 +288,16 @@ def run(executor: Executor, ruleset: RuleSet, ladder: Ladder, as_of: dt.date) ->
             f"{ruleset.client.base_currency}: min_amount cannot be checked, so it is not "
             "dunned tonight", None, ladder.ref.rule_ref, details={"customer_id": customer}))
     return Dunned(notices, journal, problems)
+
+
+def _custom(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> list[Problem]:
+    """Custom rules on tonight's notice rows, before fee and interest items are made."""
+    if not ruleset.custom_rules("dunning_notices"):
+        return []
+    executor.execute(NOTICE_ROWS)
+    problems = custom.apply(executor, ruleset, "dunning_notices", as_of)
+    executor.execute(WRITE_BACK)
+    return problems
 
 
 def _days(delta: dt.timedelta) -> str:
