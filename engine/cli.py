@@ -50,7 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             for warning in ruleset.warnings:
                 print(warning.render(), file=sys.stderr)
             print(f"{folder}: ok ({len(ruleset.files)} files, "
-                  f"{len(ruleset.expressions)} expressions, rules digest {ruleset.digest[:12]})")
+                  f"{len(ruleset.expressions)} expressions, {len(ruleset.custom)} custom rules, "
+                  f"rules digest {ruleset.digest[:12]})")
     if args.json:
         print(diagnostics_json(every))
     return worst

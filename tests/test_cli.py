@@ -28,7 +28,8 @@ def test_the_parser_knows_exactly_the_documented_commands():
 def test_check_passes_on_the_shipped_clients(capsys):
     assert main(["check", str(ROOT / "rules" / "nordwind"), str(ROOT / "rules" / "lakeshore")]) == 0
     out = capsys.readouterr().out
-    assert "rules/nordwind: ok (5 files" in out and "rules/lakeshore: ok (5 files" in out
+    assert "rules/nordwind: ok (6 files" in out and "rules/lakeshore: ok (6 files" in out
+    assert "2 custom rules" in out
 
 
 def test_check_lists_every_error_with_its_place_and_exits_2(client_dir, capsys):
