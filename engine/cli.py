@@ -101,6 +101,39 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     return batch.worst(outcomes)
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the client's rule tests (RULES_DIR/tests/*.yaml): given rows, expected rows."""
+    from engine.ruletest import run_tests
+
+    if not args.debug:
+        logger.remove()  # each test is a night; its log would bury the results
+    worst = 0
+    report = []
+    for folder in args.rules_dir:
+        results = run_tests(folder)
+        count = sum(len(outcomes) for _, outcomes in results)
+        failed = [o for _, outcomes in results for o in outcomes if not o.passed]
+        worst = max(worst, 1 if failed else 0)
+        if args.json:
+            report += [{"client": str(folder), "file": str(path), "test": o.test.name,
+                        "passed": o.passed, "failures": o.failures}
+                       for path, outcomes in results for o in outcomes]
+            continue
+        for path, outcomes in results:
+            print(path)
+            for o in outcomes:
+                print(f"  {'ok  ' if o.passed else 'FAIL'}  {o.test.name}"
+                      + ("" if o.passed else f"  ({o.test.ref})"))
+                for failure in o.failures:
+                    print("\n".join("        " + line for line in failure.splitlines()))
+        print(f"{folder}: {count} tests, {count - len(failed)} passed"
+              + (f", {len(failed)} failed" if failed else "")
+              + ("" if count else f" (no tests in {folder / 'tests'})"))
+    if args.json:
+        print(json.dumps(report))
+    return worst
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List a client's runs from its state store: as-of, run id, status, digests, counts."""
     from engine.config.ruleset import load_ruleset
@@ -155,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_check.__doc__)
     p.add_argument("rules_dir", nargs="+", type=Path, metavar="RULES_DIR")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("test", parents=[common], help=cmd_test.__doc__,
+                       description=cmd_test.__doc__ + " Exit 0 all pass, 1 a test failed, "
+                       "2 bad rules or tests.")
+    p.add_argument("rules_dir", nargs="+", type=Path, metavar="RULES_DIR")
+    p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("compile", parents=[common], help=cmd_compile.__doc__,
                        description=cmd_compile.__doc__)

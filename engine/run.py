@@ -70,6 +70,7 @@ class RunOptions:
     keep_before: bool = True  # save the state as it was before this run, for --replace
     intent: Path | None = None  # where the publication intent is kept (beside the state)
     publish: bool = True  # put the outputs in place once committed (--replace does it later)
+    ruleset: RuleSet | None = None  # already loaded (`ruledger test`); else from rules_dir
 
 
 @dataclass
@@ -96,7 +97,7 @@ def as_of_from(options: RunOptions) -> dt.date:
 
 def run_night(options: RunOptions) -> RunResult:
     """Run one client's night; raise RuledgerError with the exit code on failure."""
-    ruleset = load_ruleset(options.rules_dir)
+    ruleset = options.ruleset or load_ruleset(options.rules_dir)
     as_of = as_of_from(options)
     client = ruleset.client.id
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
