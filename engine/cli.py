@@ -134,6 +134,19 @@ def cmd_test(args: argparse.Namespace) -> int:
     return worst
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """For one invoice, payment or customer of a night: each rule tried, and what it made."""
+    from engine.explain import explain
+    from engine.run import RunOptions, as_of_from
+
+    if not args.debug:
+        logger.remove()  # the sandbox night's log is not the answer
+    as_of = as_of_from(RunOptions(rules_dir=args.rules_dir, drop_dir=args.drop,
+                                  as_of=args.as_of))
+    print("\n".join(explain(args.rules_dir, args.drop, args.entity, as_of, args.state)))
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List a client's runs from its state store: as-of, run id, status, digests, counts."""
     from engine.config.ruleset import load_ruleset
@@ -194,6 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "2 bad rules or tests.")
     p.add_argument("rules_dir", nargs="+", type=Path, metavar="RULES_DIR")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("explain", parents=[common], help=cmd_explain.__doc__,
+                       description=cmd_explain.__doc__ + " The night runs in a sandbox: "
+                       "nothing of the client changes.")
+    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
+    p.add_argument("--drop", type=Path, required=True, metavar="DIR", help="the night's drop")
+    p.add_argument("--entity", required=True, metavar="KIND:ID",
+                   help="invoice:<invoice id>, payment:<payment id> or customer:<customer id>")
+    p.add_argument("--as-of", type=_date, metavar="DATE",
+                   help="the business date (default: the drop folder's name)")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="the client's state file (default: state/<client>.duckdb)")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("compile", parents=[common], help=cmd_compile.__doc__,
                        description=cmd_compile.__doc__)

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -71,6 +71,8 @@ class RunOptions:
     intent: Path | None = None  # where the publication intent is kept (beside the state)
     publish: bool = True  # put the outputs in place once committed (--replace does it later)
     ruleset: RuleSet | None = None  # already loaded (`ruledger test`); else from rules_dir
+    # Called with the connection and the outputs before the commit (`ruledger explain`).
+    inspect: Callable[[DuckDBExecutor, dict[str, pa.Table]], None] | None = None
 
 
 @dataclass
@@ -258,6 +260,9 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
             details={"rate_date": day, "kept": str(old), "sent": str(new)})
             for day, src, dst, old, new in counts.pop("fx_rates_revised", [])]
         outputs, problems = _stages(ruleset, drop, executor, as_of, run_id, counts)
+        if options.inspect is not None:
+            options.inspect(executor, {**outputs, "exceptions": exceptions_table(
+                problems, run_id)})
         outputs["rejects"] = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
         outputs["exceptions"] = exceptions_table(problems, run_id)
         counts["exceptions"] = len(problems)
