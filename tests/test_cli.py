@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from engine.cli import build_parser, main
 
-COMMANDS = ["check", "compile", "run", "run-all", "runs"]
+COMMANDS = ["check", "compile", "run", "run-all", "runs", "test", "explain"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -32,12 +32,9 @@ from sqlglot import exp
 
 from engine.config.constraints import terms
 from engine.dsl import ast
-from engine.dsl.check import check
-from engine.dsl.compile import Target, compile_expr
-from engine.dsl.parser import parse
 from engine.dsl.scope import Scope, scope_for
-from engine.dsl.template import template_node
-from engine.errors import Diagnostic, Diagnostics, RuleError, SourceRef, did_you_mean
+from engine.dsl.site import compile_text
+from engine.errors import Diagnostic, Diagnostics, SourceRef, did_you_mean
 
 # The tables a rule may name, with the stage whose rows they are.
 TABLES: dict[str, str] = {
@@ -265,16 +262,11 @@ def _clause(file: str, part: _Part, scope: Scope, wanted: str | None, rounding: 
         diags.add("E200", f"`{part.keyword}` needs an expression", origin(1, 1, 1),
                   "write the condition or value after the keyword")
         return None
-    try:
-        node = template_node(text, origin) if template else parse(text, origin)
-    except RuleError as exc:
-        diags.extend(exc.diagnostics)
+    compiled = compile_text(text, origin, scope, wanted, rounding, diags, template)
+    if compiled is None:
         return None
-    _, problems = check(node, scope, wanted)
-    if problems:
-        diags.extend(problems)
-        return None
-    return Clause(text, node, compile_expr(node, Target(scope, rounding)), origin(1, 1, 1))
+    node, _, sql = compiled
+    return Clause(text, node, sql, origin(1, 1, 1))
 
 
 def _raise(file: str, part: _Part, scope: Scope, rounding: str,

@@ -20,11 +20,8 @@ from engine.config.schema import RULE_KINDS, DslSite, validate
 from engine.config.semantic import CLIENT_CHECKS
 from engine.config.yamlpos import Positions, load_yaml
 from engine.dsl import ast
-from engine.dsl.check import check
-from engine.dsl.compile import Target, compile_expr
-from engine.dsl.parser import parse
 from engine.dsl.scope import SCOPE_TABLES, Constant, Scope, scope_for
-from engine.dsl.template import template_node
+from engine.dsl.site import compile_text
 from engine.errors import Diagnostic, Diagnostics, RuleError, SourceRef, did_you_mean
 
 
@@ -310,25 +307,8 @@ def compile_site(kind: str, pos: Positions, path: tuple, text: str, scope: Scope
     def origin(line: int, col: int, length: int) -> SourceRef:
         return pos.text_ref(path, line, col, length)
 
-    try:
-        node = template_node(text, origin) if template else parse(text, origin)
-    except RuleError as exc:
-        diags.extend(exc.diagnostics)
+    compiled = compile_text(text, origin, scope, wanted, rounding, diags, template)
+    if compiled is None:
         return None
-    type_, problems = check(node, scope, wanted)
-    if template:
-        problems = [_placeholder_problem(d, scope) for d in problems]
-    if problems:
-        diags.extend(problems)
-        return None
-    sql = compile_expr(node, Target(scope, rounding))
+    node, type_, sql = compiled
     return CompiledExpr(pos.ref(path), kind, path, text, type_, node, sql)
-
-
-def _placeholder_problem(d: Diagnostic, scope: Scope) -> Diagnostic:
-    """A template's unknown field, said in a template's words."""
-    if d.code != "E210":
-        return d
-    name = d.message.removeprefix("unknown field ")
-    return Diagnostic("E216", f"unknown field {name} in placeholder", d.ref,
-                      did_you_mean(name, scope.names()))
