@@ -4,7 +4,8 @@ A test file `rules/<client>/tests/*.yaml` holds a list of tests:
 
     tests:
       - name: german_customer_pays_19_percent
-        as_of: 2026-03-02                # optional: else the latest date in the rows
+        as_of: 2026-03-02                # optional: else the latest txn_date, received_on,
+                                         # opened_on or rate_date of the rows
         given:                           # canonical columns (the client's `inputs:`
           customers:                     # file layout is not applied)
             - {customer_id: C1, name: A GmbH, country: DE, currency: EUR}
@@ -28,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -44,7 +44,9 @@ from engine.config.yamlpos import Positions, load_yaml
 from engine.errors import Diagnostic, Diagnostics, RuledgerError, RuleError, SourceRef, did_you_mean
 
 MODES = ("rows", "contains", "absent")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The dates of things that happen on a night; a due date is not one.
+EVENT_DATES = {("transactions", "txn_date"), ("payments", "received_on"),
+               ("disputes", "opened_on"), ("fx_rates", "rate_date")}
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def _rows(rows: Any, path: tuple, pos: Positions, diags: Diagnostics, table: str
 
 def _as_of(item: dict, path: tuple, pos: Positions, diags: Diagnostics,
            given: dict[str, list[dict]]) -> dt.date | None:
-    """The test's night: `as_of`, else the latest date among the given rows."""
+    """The test's night: `as_of`, else the latest line, payment, dispute or rate date."""
     if "as_of" in item:
         try:
             return dt.date.fromisoformat(str(item["as_of"]))
@@ -191,13 +193,21 @@ def _as_of(item: dict, path: tuple, pos: Positions, diags: Diagnostics,
             diags.add("E906", f"as_of {item['as_of']!r} is not a date YYYY-MM-DD",
                       pos.ref(path + ("as_of",)))
             return None
-    dates = [str(v) for rows in given.values() for row in rows for v in row.values()
-             if isinstance(v, str) and _DATE.fullmatch(v)]
+    dates = []
+    for table, rows in given.items():
+        for row in rows:
+            for column, value in row.items():
+                if (table, column) in EVENT_DATES:
+                    try:
+                        dates.append(dt.date.fromisoformat(str(value)))
+                    except ValueError:
+                        pass  # the night's ingest rejects it, and says why
     if not dates:
-        diags.add("E906", f"test {item['name']} needs an as_of (its rows hold no date)",
-                  pos.ref(path), "add `as_of: YYYY-MM-DD`")
+        diags.add("E906", f"test {item['name']} needs an as_of (no line, payment, dispute or "
+                          "rate date to take it from)", pos.ref(path),
+                  "add `as_of: YYYY-MM-DD`")
         return None
-    return dt.date.fromisoformat(max(dates))
+    return max(dates)
 
 
 # -- running ----------------------------------------------------------------------------
