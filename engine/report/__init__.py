@@ -51,8 +51,12 @@ def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, st
 def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str, run_id: str) -> str:
     """The page for one run's exceptions."""
     rows = []
+    sources: dict[str | None, tuple[str | None, str | None]] = {}  # a few rules, many rows
     for row in exceptions.to_pylist():
-        href, text = _rule_source(ruleset, row.get("rule_ref"))
+        ref = row.get("rule_ref")
+        if ref not in sources:
+            sources[ref] = _rule_source(ruleset, ref)
+        href, text = sources[ref]
         rows.append({**row, "customer": _customer(row), "rule_href": href, "rule_line": text})
     counts = Counter((r["code"], r["severity"]) for r in rows)
     filters = [(name, sorted({r[name] for r in rows if r[name]})) for name in FILTERS]
