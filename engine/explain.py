@@ -104,11 +104,12 @@ class _Night:
 
     def holds(self, condition: exp.Expression | None, source: str,
               related: dict[str, tuple[str, str]], column: str, key: str) -> bool:
-        """Does `condition` hold on the row of `source` whose `column` is `key`?"""
+        """Does `condition` hold on a row of `source` whose `column` is `key`?"""
         if condition is None:
             return True
-        query = exp.select(exp.func("coalesce", exp.Paren(this=condition.copy()), exp.false())
-                           ).from_(exp.to_table(source).as_("t"))
+        query = exp.select(exp.func("bool_or", exp.func(
+            "coalesce", exp.Paren(this=condition.copy()), exp.false()))
+        ).from_(exp.to_table(source).as_("t"))
         for prefix, (table, col) in related.items():
             own = "customer_id" if prefix == "customer" else col
             query = query.join(exp.to_table(table).as_(prefix), join_type="left", on=exp.EQ(
@@ -127,8 +128,7 @@ class _Night:
             if rule.table not in self.outputs:
                 self.executor.register(rule.table, self._input(rule.table))
             hit = self.holds(rule.when.sql if rule.when else None, rule.table,
-                             {p: custom.BINDINGS[rule.table].related[p]
-                              for p in binding.related}, column, key)
+                             binding.related, column, key)
             made = [e for e in self.rows("exceptions", rule_id=rule.name)
                     if e["entity_id"] == key or _customer(e) == key]
             action = (f"raise {rule.raises.code}" if rule.raises

@@ -102,3 +102,14 @@ def test_unknown_records_and_bad_entities_are_said_plainly(after_first, capsys):
     assert code == 3 and "invoice:NW-2099-000001 is not in the night of 2026-03-03" in out
     code, out = _explain(after_first, "order:42", capsys)
     assert code == 2 and "--entity 'order:42' is not KIND:ID" in out
+
+
+def test_a_custom_rule_that_matched_says_what_it_raised(after_first, capsys):
+    """The credit note of 2026-03-04 (-1,595.00, over 1,000) trips review.rules."""
+    night = sorted((ROOT / "samples" / "nordwind").iterdir())[2]
+    code, out = _explain(after_first, "invoice:NW-CN-2026-000002", capsys, night)
+    assert code == 0
+    assert ("review.rules:4     credit_note_review on invoices (raise CREDIT_NOTE_REVIEW) yes  "
+            "credit note NW-CN-2026-000002 of -1595.0000 USD needs sign-off") in out
+    assert "tax.yaml:18        export_non_eu                                yes  -> EXPORT 0%" \
+        in out
