@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from engine.errors import Diagnostic, DropRefused
+
 ROW = "__row"
 
 
@@ -70,7 +72,7 @@ def read_csv(path: Path, delimiter: str = ",") -> RawTable:
     header = _csv_header(raw, delimiter)
     if header is None:
         return RawTable(path, _text_table([], [], []), problem="the file is empty (no header row)")
-    problem = _header_problem(header)
+    problem = header if isinstance(header, str) else _header_problem(header)
     if problem:
         return _all_broken(path, raw, delimiter, problem)
     try:
@@ -88,11 +90,14 @@ def _data_lines(raw: bytes) -> int:
     return sum(1 for line in raw.splitlines() if line.strip()) - 1
 
 
-def _csv_header(raw: bytes, delimiter: str) -> list[str] | None:
-    text = raw.decode("utf-8", errors="surrogateescape")
-    for row in csv.reader(io.StringIO(text), delimiter=delimiter):
-        if row:
-            return [name.strip() for name in row]
+def _csv_header(raw: bytes, delimiter: str) -> list[str] | str | None:
+    """The header's names; the reason it cannot be read (text); None for no header."""
+    lines = _physical_lines(raw.decode("utf-8", errors="surrogateescape"))
+    for at, line in enumerate(lines):
+        if line.strip("\r\n"):
+            row, _, error = _one_record(lines, at, delimiter)
+            return f"the header is not valid CSV: {error}" if error else [
+                name.strip() for name in row]
     return None
 
 
@@ -173,9 +178,11 @@ def _read_csv_rows(path: Path, raw: bytes, header: list[str], delimiter: str) ->
 
 
 def _all_broken(path: Path, raw: bytes, delimiter: str, problem: str) -> RawTable:
-    text = raw.decode("utf-8", errors="surrogateescape")
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r][1:]
-    broken = [Broken(i, _printable(delimiter.join(r)), problem) for i, r in enumerate(rows, 1)]
+    """Every data line rejected for a file-wide `problem` (a header that cannot be used)."""
+    lines = [line.rstrip("\r\n") for line in
+             _physical_lines(raw.decode("utf-8", errors="surrogateescape"))]
+    rows = [line for line in lines if line.strip()][1:]
+    broken = [Broken(i, _printable(line), problem) for i, line in enumerate(rows, 1)]
     return RawTable(path, _text_table([], [], []), broken, problem)
 
 
@@ -253,19 +260,60 @@ def _json_text(value: object) -> str | None:
 
 def read_parquet(path: Path) -> RawTable:
     """Parquet: typed columns become their exact text (decimals, ISO dates)."""
+    if path.stat().st_size == 0:
+        return RawTable(path, _text_table([], [], []), problem="the file is empty (no rows)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        problem = f"not a readable Parquet file: {exc}"
-        return RawTable(path, _text_table([], [], []), problem=problem)
+        return _unreadable_parquet(path, f"not a readable Parquet file: {exc}")
     problem = _header_problem(table.column_names)
     if problem:
-        return RawTable(path, _text_table([], [], []), problem=problem)
-    arrays = [_as_text(table.column(i)) for i in range(table.num_columns)]
+        return _unreadable_parquet(path, problem)
+    bad = _bad_text_rows(table)
+    broken = [Broken(i + 1, "", f"{column}: not valid UTF-8 text") for i, column in bad.items()]
     numbers = pa.array(range(1, table.num_rows + 1), pa.int64())
+    if bad:
+        keep = pa.array([i not in bad for i in range(table.num_rows)])
+        table, numbers = table.filter(keep), numbers.filter(keep)
+    arrays = [_as_text(table.column(i)) for i in range(table.num_columns)]
     types = {f.name: f.type for f in table.schema}
     return RawTable(path, pa.table([*arrays, numbers], names=[*table.column_names, ROW]),
-                    types=types)
+                    sorted(broken, key=lambda b: b.row_number), types=types)
+
+
+def _unreadable_parquet(path: Path, problem: str) -> RawTable:
+    """Every row of a file that cannot be read rejected for it, counted from the file's
+    footer; a file without a readable footer has rows no one can count: refused."""
+    try:
+        count = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError):
+        raise DropRefused([Diagnostic(
+            "E304", f"{path}: {problem}; its rows cannot even be counted, so they cannot be "
+                    "rejected one by one", hint="send the file again")]) from None
+    broken = [Broken(i, "", problem) for i in range(1, count + 1)]
+    return RawTable(path, _text_table([], [], []), broken, problem)
+
+
+def _bad_text_rows(table: pa.Table) -> dict[int, str]:
+    """Row index -> the first text column whose value there is not UTF-8."""
+    bad: dict[int, str] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        binary = pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()
+        values = [v for chunk in column.chunks for v in chunk.view(binary).to_pylist()]
+        for i, value in enumerate(values):
+            if value is not None and i not in bad:
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad[i] = name
+    return bad
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -127,7 +127,16 @@ def _align(value: str, text: str, start: int, end: int, offset: int) -> int:
     return min(j, max(start, end - 1))
 
 
+MAX_VALUES = 100_000  # far beyond any rule file; an alias bomb stops here
+
+
 def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
+    if len(pos.values) >= MAX_VALUES:
+        raise RuleError([Diagnostic(
+            "E105", f"the file holds more than {MAX_VALUES:,} values once its aliases are "
+                    "expanded", SourceRef(pos.file, node.start_mark.line + 1,
+                                          node.start_mark.column + 1),
+            "write the values out instead of nesting aliases (*name)")])
     mark = node.start_mark
     length = max(1, node.end_mark.index - mark.index) if node.end_mark.line == mark.line else 1
     ref = SourceRef(pos.file, mark.line + 1, mark.column + 1, length)
@@ -159,31 +168,61 @@ def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise yaml.constructor.ConstructorError(
             None, None, "a mapping key must be a plain value", node.start_mark)
-    value = node.value
-    if node.tag == "tag:yaml.org,2002:bool":
+    value, tag = node.value, node.tag.rsplit(":", 1)[-1]
+    if tag == "bool":
         return value == "true"
-    if node.tag == "tag:yaml.org,2002:int":
-        return int(value.replace("_", ""))
-    if node.tag == "tag:yaml.org,2002:float":
-        return Decimal(value.replace("_", ""))
-    if node.tag == "tag:yaml.org,2002:null":
+    if tag == "null":
         return None
+    if tag in ("int", "float"):  # an explicit !!int or !!float may hold any text
+        try:
+            number = int(value.replace("_", "")) if tag == "int" else Decimal(
+                value.replace("_", ""))
+        except (ValueError, ArithmeticError):
+            number = None
+        if number is None or not Decimal(number).is_finite():
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{value!r} is not {'an integer' if tag == 'int' else 'a number'}",
+                node.start_mark)
+        return number
     return value
+
+
+# What YAML allows, less the line separators (U+0085, U+2028, U+2029) that YAML counts
+# as line breaks and editors do not: lines and columns are counted at \n alone.
+_NOT_ALLOWED = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd"
+                      "\U00010000-\U0010ffff]")
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; raise RuleError at the place of a syntax error."""
+    _refuse_characters(text, file)
     pos = Positions(file, text)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        return (None if node is None else _construct(node, (), pos)), pos
     except yaml.MarkedYAMLError as exc:
         raise RuleError([_syntax_diagnostic(exc, file)]) from None
+    except RecursionError:
+        raise RuleError([Diagnostic(
+            "E104", "the YAML nests too deep, or an alias (*name) contains itself",
+            SourceRef(file, 1, 1), "rule files need a few levels of nesting, not hundreds")]
+        ) from None
     finally:
         loader.dispose()
-    if node is None:
-        return None, pos
-    return _construct(node, (), pos), pos
+
+
+def _refuse_characters(text: str, file: str) -> None:
+    bad = _NOT_ALLOWED.search(text)
+    if bad is None:
+        return
+    at = bad.start()
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    raise RuleError([Diagnostic(
+        "E103", f"character U+{ord(bad.group()):04X} is not allowed in a rule file",
+        SourceRef(file, line, col), "control characters and line separators other than "
+                                    "a newline are invisible in editors; delete it")])
 
 
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:

@@ -43,12 +43,24 @@ def parse(text: str, origin: Origin) -> ast.Node:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise RuleError([_syntax_error(exc, text, origin)]) from None
+    except RecursionError:
+        raise too_deep(origin, len(text)) from None
     try:
         return _Builder(origin).transform(tree)
+    except RecursionError:
+        raise too_deep(origin, len(text)) from None
     except VisitError as exc:  # a builder found a bad literal (an impossible date)
         if isinstance(exc.orig_exc, RuleError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise too_deep(origin, len(text)) from None
         raise
+
+
+def too_deep(origin: Origin, length: int) -> RuleError:
+    return RuleError([Diagnostic(
+        "E202", "the expression nests too deep to check", origin(1, 1, max(1, length)),
+        "split it: a named set (x in NAME) or several rules instead of hundreds of terms")])
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, origin: Origin) -> Diagnostic:

@@ -12,7 +12,7 @@ from sqlglot import exp
 from engine.dsl import ast
 from engine.dsl.check import check
 from engine.dsl.compile import Target, compile_expr
-from engine.dsl.parser import Origin, parse
+from engine.dsl.parser import Origin, parse, too_deep
 from engine.dsl.scope import Scope
 from engine.dsl.template import template_node
 from engine.errors import Diagnostic, Diagnostics, RuleError, did_you_mean
@@ -24,16 +24,18 @@ def compile_text(text: str, origin: Origin, scope: Scope, wanted: str | None, ro
     """(tree, type, SQL) of the expression or `{field}` template; problems go to `diags`."""
     try:
         node = template_node(text, origin) if template else parse(text, origin)
+        type_, problems = check(node, scope, wanted)
+        if template:
+            problems = [_placeholder_problem(d, scope) for d in problems]
+        if problems:
+            diags.extend(problems)
+            return None
+        return node, type_, compile_expr(node, Target(scope, rounding))
     except RuleError as exc:
         diags.extend(exc.diagnostics)
-        return None
-    type_, problems = check(node, scope, wanted)
-    if template:
-        problems = [_placeholder_problem(d, scope) for d in problems]
-    if problems:
-        diags.extend(problems)
-        return None
-    return node, type_, compile_expr(node, Target(scope, rounding))
+    except RecursionError:
+        diags.extend(too_deep(origin, len(text)).diagnostics)
+    return None
 
 
 def _placeholder_problem(d: Diagnostic, scope: Scope) -> Diagnostic:

@@ -21,11 +21,12 @@ from sqlglot import exp
 from engine.config.credit import Credit
 from engine.config.ruleset import RuleSet
 from engine.dsl.compile import bind_as_of, exact_div, literal, round_money, to_sql
+from engine.errors import Diagnostic, DropRefused
 from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.money import minor_unit
 from engine.stages import custom
-from engine.stages.sql import Statement, template
+from engine.stages.sql import MAX_AMOUNT, Statement, template
 
 # The latest rate to the base currency on or before the as-of date, per currency.
 RATES = """
@@ -150,6 +151,18 @@ def plan(ruleset: RuleSet, credit: Credit, as_of: dt.date | None = None,
     ]
 
 
+def _refuse_overflow(executor: Executor, base: str) -> None:
+    """An exposure past what the books' amounts hold (DECIMAL(18,4)) is refused, clearly."""
+    rows = executor.query("SELECT customer_id, exact_exposure FROM credit_exposure "
+                          "WHERE abs(exact_exposure) >= ? ORDER BY ALL LIMIT 5", [MAX_AMOUNT])
+    if rows:
+        raise DropRefused([Diagnostic(
+            "E323", f"customer {c}'s credit exposure would be {amount:,.2f} {base}, more than "
+                    "the books hold", hint=f"amounts stay below {MAX_AMOUNT:,}; check the "
+                    "drop's amounts (open orders, opening items, payments)")
+            for c, amount in rows])
+
+
 @dataclass
 class Decided:
     decisions: pa.Table
@@ -165,6 +178,7 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
     *setup, decide = plan(ruleset, credit, as_of, tuple(holds))
     for statement in setup:
         executor.execute(bind_as_of(statement.tree, as_of))
+    _refuse_overflow(executor, ruleset.client.base_currency)
     problems = []
     if ruleset.custom_rules("credit_decisions"):  # decided, then the client's own rules
         executor.execute("CREATE OR REPLACE TEMP TABLE credit_decisions AS "

@@ -31,6 +31,7 @@ from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.stages import invoicing_sql as sql_text
 from engine.stages.sql import (
+    MAX_AMOUNT,
     Statement,
     number_expr,
     number_pattern,
@@ -214,18 +215,17 @@ def run(executor: Executor, ruleset: RuleSet, table: TaxTable, as_of: dt.date) -
                     executor.fetch(sql_text.HELD_ROWS), seq)
 
 
-MAX_DOCUMENT = 10**14  # DECIMAL(18,4) holds 14 digits before the point
 
 
 def _refuse_overflow(executor: Executor) -> None:
     """A document past what the books hold stops the night with a clear message."""
     rows = executor.query("SELECT customer_id, currency, po_key, gross_amount FROM inv_heads "
-                          "WHERE abs(gross_amount) >= ? ORDER BY ALL LIMIT 5", [MAX_DOCUMENT])
+                          "WHERE abs(gross_amount) >= ? ORDER BY ALL LIMIT 5", [MAX_AMOUNT])
     if rows:
         raise DropRefused([Diagnostic(
             "E321", f"the invoice of customer {c} in {cur}" + (f" for PO {po}" if po else "")
                     + f" would total {gross:,.2f}, more than the books hold",
-            hint=f"amounts stay below {MAX_DOCUMENT:,}; split the lines over several POs")
+            hint=f"amounts stay below {MAX_AMOUNT:,}; split the lines over several POs")
             for c, cur, po, gross in rows])
 
 

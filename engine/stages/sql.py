@@ -21,6 +21,7 @@ from sqlglot import exp
 from engine.dsl.compile import literal, round_money
 
 MINOR_UNITS = (0, 2, 3, 4)  # every ISO 4217 exponent
+MAX_AMOUNT = 10**14  # DECIMAL(18,4), the books' amounts, holds 14 digits before the point
 
 
 @dataclass(frozen=True)
