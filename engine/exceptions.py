@@ -25,7 +25,7 @@ ENGINE_CODES: dict[str, tuple[str, ...]] = {
     "FX_RATE_REVISED": ("warning",), "OVERPAYMENT": ("info",), "PARTIAL_PAYMENT": ("info",),
     "PAYMENT_SHORT": ("warning",), "PAYMENT_UNMATCHED": ("warning",),
     "RENAME_NOT_FOUND": ("warning",), "TAX_AMBIGUOUS": ("error",), "TAX_NO_RULE": ("error",),
-    "UNKNOWN_COLUMN": ("warning",), "RULE_SET_REFUSED": ("error",),
+    "UNKNOWN_COLUMN": ("warning",), "RULE_SET": ("info",), "RULE_SET_REFUSED": ("error",),
 }
 
 

@@ -269,3 +269,21 @@ def test_compile_shows_one_statement_per_rule(tmp_path, capsys):
     assert "FROM dunning_notices AS t" in shown
     assert "LEFT JOIN state.customers AS customer" in shown
     assert "customer.segment = 'strategic'" in shown
+
+
+def test_the_engine_codes_table_names_every_code_the_stages_raise():
+    """ENGINE_CODES (what W810 compares custom codes with) against the source: every
+    `Problem("<severity>", "<CODE>", ...)` of engine/ is listed with that severity."""
+    import re
+
+    from conftest import ROOT
+
+    from engine.exceptions import ENGINE_CODES
+
+    raised: dict[str, set[str]] = {}
+    pattern = re.compile(r'Problem\(\s*"(info|warning|error)",\s*"([A-Z_]+)"')
+    for path in (ROOT / "engine").rglob("*.py"):
+        for severity, code in pattern.findall(path.read_text()):
+            raised.setdefault(code, set()).add(severity)
+    assert len(raised) >= 18
+    assert {c: set(s) for c, s in ENGINE_CODES.items()} == raised
