@@ -287,3 +287,32 @@ def test_the_engine_codes_table_names_every_code_the_stages_raise():
             raised.setdefault(code, set()).add(severity)
     assert len(raised) >= 18
     assert {c: set(s) for c, s in ENGINE_CODES.items()} == raised
+
+
+def test_malformed_clauses_are_named_at_their_place(tmp_path, capsys):
+    code, out = _check(tmp_path, """\
+        when amount > 0
+        rule a on payments
+          when amount > 0
+          when amount < 10
+          raise info A "a"
+        rule b on payments
+          raise info not_upper "b"
+        rule c on payments
+          raise info C unquoted
+        rule d on dunning_notices
+          set fee_amount 0
+        rule e on dunning_notices
+          set fee_amount = 1
+          set fee_amount = 2
+        rule f on credit_decisions
+          set decision = "Hold!"
+        """, capsys)
+    assert code == 2
+    assert "my.rules:1:1: error[E800]: expected a rule: `rule <name> on <table>`" in out
+    assert "my.rules:4:3: error[E803]: rule a has a second `when`" in out
+    assert "my.rules:7:14: error[E804]: exception code 'not_upper' is not UPPER_SNAKE_CASE" in out
+    assert "my.rules:9:16: error[E804]: the message is a quoted string" in out
+    assert "my.rules:11:3: error[E805]: expected `set <field> = <value>`" in out
+    assert "my.rules:14:3: error[E807]: rule e sets fee_amount twice" in out
+    assert "my.rules:16:18: error[E806]: 'Hold!' is not a value of credit_decisions.decision" in out

@@ -113,3 +113,12 @@ def test_a_custom_rule_that_matched_says_what_it_raised(after_first, capsys):
             "credit note NW-CN-2026-000002 of -1595.0000 USD needs sign-off") in out
     assert "tax.yaml:18        export_non_eu                                yes  -> EXPORT 0%" \
         in out
+
+
+def test_a_night_before_the_latest_is_refused(after_first, tmp_path, capsys):
+    (tmp_path / "s.duckdb").write_bytes((after_first / "s.duckdb").read_bytes())
+    assert main(["run", str(NORDWIND), "--drop", str(SECOND), "--state",
+                 str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "out")]) == 0
+    code, out = _explain(tmp_path, "invoice:NW-2026-000001", capsys, FIRST)
+    assert code == 3
+    assert "error[E009]: 2026-03-02 is not the client's latest night (2026-03-03)" in out

@@ -135,3 +135,43 @@ def test_the_shipped_clients_tests_pass(capsys):
         for kind in ("tax", "matching", "credit", "dunning", "custom"):
             assert f"rules/{client}/tests/{kind}.yaml" in out
     assert "FAIL" not in out
+
+
+def test_every_malformed_test_is_named(tmp_path, capsys):
+    rules = _client(tmp_path, f"""\
+        tests:
+          - name: no_expectation
+            as_of: 2026-03-02
+            given: {{customers: [{CUSTOMER}]}}
+          - name: twice
+            as_of: 2026-03-02
+            expect: {{invoices: []}}
+          - name: twice
+            as_of: 2026-03-02
+            expect: {{invoices: []}}
+            expected: {{}}
+          - name: bad_shape
+            as_of: 2026-03-02
+            expect: {{invoices: {{maybe: []}}}}
+          - name: no_date
+            given: {{customers: [{CUSTOMER}]}}
+            expect: {{invoices: []}}
+          - name: bad_date
+            as_of: 2026-02-30
+            expect: {{invoices: []}}
+        """)
+    assert main(["test", str(rules)]) == 2
+    err = capsys.readouterr().err
+    for expected in (
+            "tax.yaml:2:5: error[E900]: test no_expectation expects nothing",
+            "tax.yaml:11:5: error[E902]: unknown key 'expected' in a test",
+            "did you mean expect?",
+            "tax.yaml:14:24: error[E904]: expect.invoices is a list of rows, or `contains:` / "
+            "`absent:` lists",
+            "tax.yaml:15:5: error[E906]: test no_date needs an as_of",
+            "tax.yaml:19:12: error[E906]: as_of '2026-02-30' is not a date YYYY-MM-DD",
+            "tax.yaml:5:11: error[E901]: two tests named twice"):
+        assert expected in err
+    (rules / "tests" / "tax.yaml").write_text("- just a list\n")
+    assert main(["test", str(rules)]) == 2
+    assert "error[E900]: a test file holds `tests:`, a list of tests" in capsys.readouterr().err
