@@ -188,6 +188,16 @@ def _summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _night_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments that name one client's night: rules, drop, as-of, state."""
+    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
+    p.add_argument("--drop", type=Path, required=True, metavar="DIR", help="the night's drop")
+    p.add_argument("--as-of", type=_date, metavar="DATE",
+                   help="the business date (default: the drop folder's name)")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="the client's state file (default: state/<client>.duckdb)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ruledger", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ruledger {__version__}")
@@ -211,14 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", parents=[common], help=cmd_explain.__doc__,
                        description=cmd_explain.__doc__ + " The night runs in a sandbox: "
                        "nothing of the client changes.")
-    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
-    p.add_argument("--drop", type=Path, required=True, metavar="DIR", help="the night's drop")
+    _night_arguments(p)
     p.add_argument("--entity", required=True, metavar="KIND:ID",
                    help="invoice:<invoice id>, payment:<payment id> or customer:<customer id>")
-    p.add_argument("--as-of", type=_date, metavar="DATE",
-                   help="the business date (default: the drop folder's name)")
-    p.add_argument("--state", type=Path, metavar="PATH",
-                   help="the client's state file (default: state/<client>.duckdb)")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("compile", parents=[common], help=cmd_compile.__doc__,
@@ -228,12 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", parents=[common], help=cmd_run.__doc__, description=cmd_run.__doc__)
-    p.add_argument("rules_dir", type=Path, metavar="RULES_DIR")
-    p.add_argument("--drop", type=Path, required=True, metavar="DIR", help="the night's drop")
-    p.add_argument("--as-of", type=_date, metavar="DATE",
-                   help="the business date (default: the drop folder's name)")
-    p.add_argument("--state", type=Path, metavar="PATH",
-                   help="the client's state file (default: state/<client>.duckdb)")
+    _night_arguments(p)
     p.add_argument("--out", type=Path, default=Path("out"), metavar="DIR",
                    help="output root; the night goes to OUT/<client>/<as-of>/")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
