@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 OUT    ?= out
 STATE  ?= state
 
-.PHONY: run test browser lint schemas clean
+.PHONY: run test bench browser lint schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } \
 	  || echo "chromium is not available: the browser test of exceptions.html will be skipped"
+
+# ruledger on generated drops (samples/generate.py) next to an I/O floor; see the README.
+BENCH_SIZES ?= 100000,1000000
+bench: $(STAMP)
+	$(BIN)/python samples/bench.py --sizes $(BENCH_SIZES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests

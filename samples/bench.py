@@ -1,0 +1,139 @@
+"""`make bench`: `ruledger run` on a generated drop, measured next to an I/O floor.
+
+    python samples/bench.py [--sizes 100000,1000000] [--seed 1] [--work DIR]
+                            [--memory-limit SIZE]
+
+For each size it generates one night with `samples/generate.py` (kept in WORK and
+reused when the same size and seed are asked again), then runs, each as a child
+process of this one and measured with `wait4` (wall time, CPU time, peak resident
+memory of that child):
+
+- `floor`: read every input file of the drop and write it back as Parquet, the least
+  any engine must do with the night;
+- `ruledger`: the full `ruledger run` from an empty state.
+
+It prints one table with the ratios to the floor. The hand-written DuckDB SQL
+baseline of issue 8 is the next step and is not measured yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = "synth"
+NIGHT = "2026-03-02"
+
+
+@dataclass(frozen=True)
+class Figures:
+    wall: float
+    cpu: float
+    peak_mib: float
+    exit_code: int
+
+
+def measure(command: list[str], log: Path) -> Figures:
+    """Run `command` as a child; its own wall time, CPU time and peak RSS."""
+    with log.open("w") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return Figures(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                   child.returncode)
+
+
+def generated(work: Path, size: int, seed: int) -> Path:
+    """The generated rules and drop of `size` lines (made once per size and seed)."""
+    folder = work / f"synth-{size}-{seed}"
+    if not (folder / "drops" / CLIENT / NIGHT / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, str(ROOT / "samples" / "generate.py"), str(folder),
+                        "--transactions", str(size), "--seed", str(seed)], check=True,
+                       stderr=subprocess.DEVNULL)
+        (folder / "drops" / CLIENT / NIGHT / ".complete").touch()
+    return folder
+
+
+def floor(drop: Path, out: Path) -> None:
+    """Every input file read and written back as Parquet: the I/O any run must do."""
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(p for p in drop.iterdir() if not p.name.startswith(".")):
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+        elif path.suffix == ".csv":
+            table = pacsv.read_csv(path)
+        elif path.suffix == ".jsonl":
+            table = pajson.read_json(path)
+        else:
+            continue
+        pq.write_table(table, out / f"{path.stem}.parquet", compression="zstd")
+
+
+def run(sizes: list[int], seed: int, work: Path, memory_limit: str | None) -> list[tuple]:
+    rows = []
+    for size in sizes:
+        folder = generated(work, size, seed)
+        drop = folder / "drops" / CLIENT / NIGHT
+        scratch = folder / "run"
+        results = {}
+        for name, command in (
+                ("floor", [sys.executable, __file__, "--floor", str(drop), str(scratch / "io")]),
+                ("ruledger", [sys.executable, "-m", "engine.cli", "run",
+                              str(folder / "rules" / CLIENT), "--drop", str(drop),
+                              "--state", str(scratch / "state.duckdb"),
+                              "--out", str(scratch / "out")]
+                 + (["--memory-limit", memory_limit] if memory_limit else []))):
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            results[name] = measure(command, folder / f"{name}.log")
+            if results[name].exit_code != 0:
+                raise SystemExit(f"{name} failed at {size:,} lines; see {folder}/{name}.log")
+        base = results["floor"]
+        for name, f in results.items():
+            rows.append((size, name, f.wall, f.cpu, f.peak_mib, f.wall / base.wall))
+    return rows
+
+
+def table(rows: list[tuple]) -> str:
+    lines = ["| lines | run | wall s | CPU s | peak MiB | wall / floor |",
+             "|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {size:,} | {name} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {ratio:.1f}x |"
+              for size, name, wall, cpu, peak, ratio in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="billable lines of the night, comma separated")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ruledger-bench"),
+                        help="where generated drops and runs are kept")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit of the ruledger run")
+    parser.add_argument("--floor", nargs=2, type=Path, metavar=("DROP", "OUT"),
+                        help=argparse.SUPPRESS)  # the floor's own child process
+    args = parser.parse_args(argv)
+    if args.floor:
+        floor(*args.floor)
+        return 0
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    print(table(run(sizes, args.seed, args.work, args.memory_limit)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
