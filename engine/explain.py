@@ -107,15 +107,9 @@ class _Night:
         """Does `condition` hold on a row of `source` whose `column` is `key`?"""
         if condition is None:
             return True
-        query = exp.select(exp.func("bool_or", exp.func(
-            "coalesce", exp.Paren(this=condition.copy()), exp.false()))
-        ).from_(exp.to_table(source).as_("t"))
-        for prefix, (table, col) in related.items():
-            own = "customer_id" if prefix == "customer" else col
-            query = query.join(exp.to_table(table).as_(prefix), join_type="left", on=exp.EQ(
-                this=exp.column(col, table=prefix), expression=exp.column(own, table="t")))
-        query = query.where(exp.EQ(this=exp.column(column, table="t"),
-                                   expression=exp.Literal.string(key)))
+        query = custom.joined(source, related, [condition]).select(
+            exp.func("bool_or", custom.holding(condition))).where(
+            exp.EQ(this=exp.column(column, table="t"), expression=exp.Literal.string(key)))
         found = self.executor.query(to_sql(bind_as_of(query, self.as_of)))
         return bool(found and found[0][0])
 

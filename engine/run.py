@@ -121,14 +121,12 @@ def _night(options: RunOptions, ruleset: RuleSet, as_of: dt.date) -> RunResult:
     try:
         _attach(executor, state_path, ruleset.client.id)
         return _run(options, ruleset, as_of, executor, files, state_path)
-    except RuledgerError:
+    except Exception as exc:  # nothing was committed: no trace of the run is left
         _forget(executor, state_path, new_state)
         safety.drop_state(safety.before_next(state_path))
-        raise
-    except Exception as exc:  # a failure of ours: nothing is committed
-        logger.opt(exception=exc).debug("internal failure")
-        _forget(executor, state_path, new_state)
-        safety.drop_state(safety.before_next(state_path))
+        if isinstance(exc, RuledgerError):
+            raise
+        logger.opt(exception=exc).debug("internal failure")  # a failure of ours
         raise InternalError(f"internal failure: {type(exc).__name__}: {exc}") from exc
     finally:
         executor.close()

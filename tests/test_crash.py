@@ -167,3 +167,24 @@ def test_a_run_of_a_client_already_running_is_refused(tmp_path, capsys):
     assert "another run of client nordwind holds its state file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "state.duckdb").exists()
     assert main(_args(tmp_path, NIGHTS[0])) == 0
+
+
+def test_outputs_that_cannot_be_put_in_place_are_put_there_by_the_next_run(
+        tmp_path, first_night, uninterrupted, monkeypatch, capsys):
+    """The rename after the commit fails (a disk error): the night is posted and says so,
+    its outputs wait in their hidden folder, and the next run of the client puts them in
+    place, as after a kill."""
+    shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
+    out_before = _visible(tmp_path)
+
+    def broken(path):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr("engine.safety.finish", broken)
+    assert main(_args(tmp_path, NIGHTS[1])) == 0
+    assert "the night is posted, but its outputs could not be put in place" in (
+        capsys.readouterr().err)
+    assert _visible(tmp_path) == out_before and _runs(tmp_path) == _runs(uninterrupted)
+    monkeypatch.undo()
+    assert main(_args(tmp_path, NIGHTS[1])) == 0  # unchanged, once its folder is in place
+    assert _tables(tmp_path) == _tables(uninterrupted) and _leftovers(tmp_path) == []

@@ -316,3 +316,17 @@ def test_malformed_clauses_are_named_at_their_place(tmp_path, capsys):
     assert "my.rules:11:3: error[E805]: expected `set <field> = <value>`" in out
     assert "my.rules:14:3: error[E807]: rule e sets fee_amount twice" in out
     assert "my.rules:16:18: error[E806]: 'Hold!' is not a value of credit_decisions.decision" in out
+
+
+def test_a_set_that_gives_no_value_is_refused(tmp_path):
+    """C1's notice action would be set to nothing (C1 has no vat_id): refused, kept."""
+    s = _dunned(tmp_path, """\
+        rule action_from_the_vat_id on dunning_notices
+          when customer_id == "C1"
+          set action = customer.vat_id
+        """)
+    assert [n[8] for n in notices(s)] == ["letter", "letter"]
+    assert [p[:3] + p[4:] for p in _custom(s)] == [
+        ("error", "RULE_SET_REFUSED", "DN-20260308-C1-2-EUR", "action_from_the_vat_id",
+         "custom.rules:1")]
+    assert "to no value; action is kept at letter" in _custom(s)[0][3]

@@ -122,3 +122,12 @@ def test_a_night_before_the_latest_is_refused(after_first, tmp_path, capsys):
     code, out = _explain(tmp_path, "invoice:NW-2026-000001", capsys, FIRST)
     assert code == 3
     assert "error[E009]: 2026-03-02 is not the client's latest night (2026-03-03)" in out
+
+
+def test_a_first_night_already_posted_is_explained_from_nothing(after_first, tmp_path,
+                                                                capsys):
+    """The client's only night started from no state; explaining it again starts there."""
+    night = sorted((ROOT / "samples" / "nordwind").iterdir())[0]
+    code, out = _explain(after_first, "payment:E2E-260302-001", capsys, night)
+    assert code == 0 and "2026-03-02, run in a sandbox" in out
+    assert "payment E2E-260302-001:" in out

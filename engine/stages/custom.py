@@ -57,40 +57,42 @@ BINDINGS: dict[str, Binding] = {
 }
 
 
-def _from(rule: CustomRule) -> exp.Select:
-    """SELECT ... FROM <table> AS t, joined to the records the rule's expressions name."""
-    binding = BINDINGS[rule.table]
-    used = {c.table for clause in _clauses(rule) for c in clause.sql.find_all(exp.Column)}
-    query = exp.select().from_(exp.to_table(rule.table).as_("t"))
-    for prefix, (source, column) in binding.related.items():
+def joined(source: str, related: dict[str, tuple[str, str]],
+           expressions: list[exp.Expression]) -> exp.Select:
+    """SELECT ... FROM `source` AS t, left-joined to each related record the expressions
+    name (`customer.segment` joins `customer`); `explain` asks its questions the same way."""
+    used = {c.table for e in expressions for c in e.find_all(exp.Column)}
+    query = exp.select().from_(exp.to_table(source).as_("t"))
+    for prefix, (table, column) in related.items():
         if prefix in used:
             own = "customer_id" if prefix == "customer" else column
-            query = query.join(exp.to_table(source).as_(prefix), join_type="left", on=exp.EQ(
+            query = query.join(exp.to_table(table).as_(prefix), join_type="left", on=exp.EQ(
                 this=exp.column(column, table=prefix), expression=exp.column(own, table="t")))
     return query
 
 
-def _clauses(rule: CustomRule) -> list:
-    out = [rule.when] if rule.when else []
-    out += [rule.raises.message] if rule.raises else []
-    return out + [a.value for a in rule.sets]
-
-
-def _where(rule: CustomRule) -> exp.Expression:
-    if rule.when is None:
+def holding(condition: exp.Expression | None) -> exp.Expression:
+    """A condition as true or false: null (a missing field) does not hold."""
+    if condition is None:
         return exp.true()
-    return exp.func("coalesce", exp.Paren(this=rule.when.sql.copy()), exp.false())
+    return exp.func("coalesce", exp.Paren(this=condition.copy()), exp.false())
+
+
+def _clauses(rule: CustomRule) -> list[exp.Expression]:
+    out = [rule.when.sql] if rule.when else []
+    out += [rule.raises.message.sql] if rule.raises else []
+    return out + [a.value.sql for a in rule.sets]
 
 
 def statement(rule: CustomRule, rounding: str) -> exp.Expression:
     """The rule's one SQL statement (`as_of` still a placeholder)."""
     binding = BINDINGS[rule.table]
     keys = [exp.column(k, table="t").as_(k) for k in binding.key]
-    query = _from(rule)
+    query = joined(rule.table, binding.related, _clauses(rule))
     if rule.raises:
         customer = ([exp.column("customer_id", table="t").as_("customer_id")]
-                    if "customer_id" in _columns(rule) and "customer_id" not in binding.key
-                    else [])
+                    if "customer_id" in SCOPE_TABLES[rule.table][0]
+                    and "customer_id" not in binding.key else [])
         query = query.select(*keys, *customer,
                              exp.column(binding.entity_id, table="t").as_("entity_id"),
                              rule.raises.message.sql.copy().as_("message"))
@@ -100,22 +102,16 @@ def statement(rule: CustomRule, rounding: str) -> exp.Expression:
             value = a.value.sql.copy()
             if a.settable.money:  # set money is money: rounded to the currency's minor unit
                 value = round_minor(value, exp.column("minor", table="cur"), rounding)
-            values += [exp.cast(value, _type(a)).as_(a.field),
+            sql_type = "DECIMAL(18,4)" if a.settable.type == "decimal" else "VARCHAR"
+            values += [exp.cast(value, sql_type).as_(a.field),
                        exp.column(a.field, table="t").as_(f"was_{a.field}")]
         query = query.select(*keys, *values)
         if any(a.settable.money for a in rule.sets):
             query = query.join(exp.to_table("currencies").as_("cur"), on=exp.EQ(
                 this=exp.column("code", table="cur"), expression=exp.column("currency",
                                                                             table="t")))
-    return query.where(_where(rule)).order_by(*[exp.column(k, table="t") for k in binding.key])
-
-
-def _type(a) -> str:
-    return "DECIMAL(18,4)" if a.settable.type == "decimal" else "VARCHAR"
-
-
-def _columns(rule: CustomRule) -> set[str]:
-    return set(SCOPE_TABLES[rule.table][0])
+    return query.where(holding(rule.when.sql if rule.when else None)).order_by(
+        *[exp.column(k, table="t") for k in binding.key])
 
 
 def apply(executor: Executor, ruleset: RuleSet, table: str, as_of: dt.date) -> list[Problem]:

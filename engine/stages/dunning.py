@@ -88,23 +88,17 @@ SELECT *, CASE WHEN row_in_notice = 1 AND amount_dunned > 0 THEN :fee ELSE 0 END
 FROM noticed
 """
 
-NOTICES = """
-SELECT notice_id, customer_id, invoice_id, new_level AS level, days AS days_overdue,
+# A notice row's output columns, from a row of dun_rows.
+NOTICE_COLUMNS = """notice_id, customer_id, invoice_id, new_level AS level, days AS days_overdue,
        amount_open, CAST(fee_amount AS DECIMAL(18,4)) AS fee_amount,
        CAST(interest_amount AS DECIMAL(18,4)) AS interest_amount, action, template,
-       level_id AS rule_id, rule_ref
-FROM dun_rows ORDER BY notice_id, row_in_notice
-"""
+       level_id AS rule_id, rule_ref"""
+
+NOTICES = f"SELECT {NOTICE_COLUMNS} FROM dun_rows ORDER BY notice_id, row_in_notice"
 
 # The notice rows as custom rules see them (and the currency, to round a set amount).
-NOTICE_ROWS = """
-CREATE OR REPLACE TEMP TABLE dunning_notices AS
-SELECT notice_id, customer_id, invoice_id, new_level AS level, days AS days_overdue,
-       amount_open, CAST(fee_amount AS DECIMAL(18,4)) AS fee_amount,
-       CAST(interest_amount AS DECIMAL(18,4)) AS interest_amount, action, template,
-       level_id AS rule_id, rule_ref, currency
-FROM dun_rows
-"""
+NOTICE_ROWS = (f"CREATE OR REPLACE TEMP TABLE dunning_notices AS SELECT {NOTICE_COLUMNS}, "
+               "currency FROM dun_rows")
 
 WRITE_BACK = """
 UPDATE dun_rows SET fee_amount = n.fee_amount, interest_amount = n.interest_amount,
