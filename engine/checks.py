@@ -336,8 +336,16 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
     executor.register(name, raw.append_column(FILE, pa.array([file_name] * raw.num_rows,
                                                               pa.string())))
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
-    result = executor.fetch(checked_query(name, table, present, mapping, ruleset, as_of))
-    return _accepted(result, table), _rejects(result)
+    accepted, rejects = [], []
+    try:  # batch by batch: the checked rows (typed and raw text) are never all held at once
+        for batch in executor.stream(checked_query(name, table, present, mapping, ruleset,
+                                                   as_of)):
+            accepted.append(_accepted(batch, table))
+            rejects.append(_rejects(batch))
+    finally:
+        executor.unregister(name)
+    return (pa.Table.from_batches(accepted, accepted_schema(table)).combine_chunks(),
+            pa.Table.from_batches(rejects, REJECT_SCHEMA))
 
 
 def _reject_columns(checks: list[Check], keys: tuple[str, ...]) -> list[exp.Expression]:
@@ -373,18 +381,19 @@ def accepted_schema(table: str) -> pa.Schema:
     return pa.schema([*fields, pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())])
 
 
-def _accepted(result: pa.Table, table: str) -> pa.Table:
+def _accepted(result: pa.RecordBatch, table: str) -> pa.RecordBatch:
     good = result.filter(pc.is_null(result.column("__col")))
     target = accepted_schema(table)
     return good.select(target.names).cast(target)
 
 
-def _rejects(result: pa.Table) -> pa.Table:
+REJECT_SCHEMA = pa.schema([("source_file", pa.string()), ("row_number", pa.int64()),
+                           ("column", pa.string()), ("value", pa.string()),
+                           ("reason", pa.string())])
+
+
+def _rejects(result: pa.RecordBatch) -> pa.RecordBatch:
     bad = result.filter(pc.is_valid(result.column("__col")))
-    return pa.table({
-        "source_file": bad.column(FILE),
-        "row_number": bad.column(ROW),
-        "column": bad.column("__col"),
-        "value": bad.column("__val"),
-        "reason": bad.column("__why"),
-    })
+    return pa.RecordBatch.from_arrays(
+        [bad.column(FILE), bad.column(ROW), bad.column("__col"), bad.column("__val"),
+         bad.column("__why")], schema=REJECT_SCHEMA)

@@ -6,6 +6,7 @@ sqlglot's spark dialect) can be added without touching them.
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +15,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.dsl.compile import to_sql
+
+MIB = 2**20
 
 
 class Executor(Protocol):
@@ -25,6 +28,11 @@ class Executor(Protocol):
 
     def fetch(self, query: exp.Expression | str) -> pa.Table: ...
 
+    def stream(self, query: exp.Expression | str,
+               batch_rows: int = 100_000) -> pa.RecordBatchReader: ...
+
+    def unregister(self, name: str) -> None: ...
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]: ...
 
 
@@ -33,10 +41,13 @@ class DuckDBExecutor:
 
     dialect = "duckdb"
 
-    def __init__(self, memory_limit: str | None = None, threads: int | None = None):
+    def __init__(self, memory_limit: str | None = None, threads: int | None = None,
+                 spill: Path | None = None):
         config = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
+        if spill is not None:  # where DuckDB spills what passes the limit (else ./.tmp)
+            config["temp_directory"] = str(spill)
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(":memory:", config=config)
@@ -57,10 +68,29 @@ class DuckDBExecutor:
     def fetch(self, query: exp.Expression | str) -> pa.Table:
         return self.con.sql(self.render(query)).to_arrow_table()
 
+    def stream(self, query: exp.Expression | str,
+               batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """The rows of `query` in batches, for results too big to hold at once."""
+        return self.con.sql(self.render(query)).to_arrow_reader(batch_rows)
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered table (and let its memory go)."""
+        self.con.unregister(name)
+
     def attach(self, path: Path, alias: str = "state", read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = " (READ_ONLY)" if read_only else ""
         self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}{mode}").fetchall()
+
+    def memory(self) -> str:
+        """What is held now: DuckDB's buffers, Arrow's buffers, and the process's peak."""
+        duck = self.query("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        return (f"memory: DuckDB {duck[0][0] / MIB:,.0f} MiB, Arrow "
+                f"{pa.total_allocated_bytes() / MIB:,.0f} MiB, peak {peak / 1024:,.0f} MiB"
+                + "; " + ", ".join(f"{n} {r // MIB}" for n, r in self.query(
+                    "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                    "WHERE memory_usage_bytes > 0")))
 
     def close(self) -> None:
         self.con.close()

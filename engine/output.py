@@ -27,20 +27,90 @@ def with_run_id(table: pa.Table, schema: pa.Schema, run_id: str) -> pa.Table:
     return pa.table([columns[f.name] for f in schema], schema=schema)
 
 
+PARQUET = {"compression": "zstd", "use_dictionary": False, "write_statistics": False,
+           "store_schema": True}  # fixed settings, so the bytes repeat
+
+
 def write_table(table: pa.Table, folder: Path, name: str, fmt: str) -> Path:
-    """One output table; Parquet is written with fixed settings so bytes repeat."""
+    """One output table."""
     if fmt == "csv":
         path = folder / f"{name}.csv"
         pacsv.write_csv(table, path)
     else:
         path = folder / f"{name}.parquet"
-        pq.write_table(table, path, compression="zstd", use_dictionary=False,
-                       write_statistics=False, store_schema=True)
+        pq.write_table(table, path, **PARQUET)
     return path
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Staged:
+    """A run's output files, written into its staging folder as each stage makes them.
+
+    A table is let go once written, so a night never holds all its outputs at once.
+    A table made in parts over several stages (the journal) is kept in part files and
+    joined, part by part, by `finish`. With `keep` the tables stay readable in memory
+    too (`ruledger explain` reads them before the commit).
+    """
+
+    def __init__(self, folder: Path, fmt: str, keep: bool = False):
+        self.folder, self.fmt, self.keep = folder, fmt, keep
+        self.rows: dict[Path, int] = {}  # every file written, in order, with its rows
+        self.kept: dict[str, pa.Table] = {}
+        self.parts: dict[str, list[tuple[Path, pa.Schema]]] = {}
+
+    def put(self, name: str, table: pa.Table) -> None:
+        self.rows[write_table(table, self.folder, name, self.fmt)] = table.num_rows
+        if self.keep:
+            self.kept[name] = table
+
+    def append(self, name: str, table: pa.Table) -> None:
+        """A part of table `name`; parts are joined in the order given."""
+        parts = self.parts.setdefault(name, [])
+        path = self.folder / f".{name}.part{len(parts)}.parquet"
+        pq.write_table(table, path, **PARQUET)
+        parts.append((path, table.schema))
+        if self.keep:
+            self.kept[name] = pa.concat_tables([self.kept[name], table]) \
+                if name in self.kept else table
+
+    def page(self, name: str, text: str, rows: int) -> None:
+        path = self.folder / name
+        path.write_text(text, encoding="utf-8")
+        self.rows[path] = rows
+
+    def join_parts(self) -> None:
+        """Each table made in parts written as one file, a part at a time."""
+        for name, parts in self.parts.items():
+            schema = parts[0][1]
+            if self.fmt == "csv":
+                path = self.folder / f"{name}.csv"
+                writer = pacsv.CSVWriter(path, schema)
+            else:
+                path = self.folder / f"{name}.parquet"
+                writer = pq.ParquetWriter(path, schema, **PARQUET)
+            rows = 0
+            with writer:
+                for part, _ in parts:
+                    table = pq.read_table(part)
+                    writer.write_table(table)
+                    rows += table.num_rows
+                    part.unlink()
+            self.rows[path] = rows
+        self.parts.clear()
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Every file's sha256 and rows into the manifest, then the manifest written."""
+        self.join_parts()
+        for path, rows in self.rows.items():
+            manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": rows}
+        write_manifest(self.folder, manifest)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
@@ -50,9 +120,13 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
+def staging_name(target: Path, run_id: str) -> Path:
+    return target.parent / f".{target.name}.tmp-{run_id}"
+
+
 def staging_folder(target: Path, run_id: str) -> Path:
     """A fresh hidden folder beside `target` to write into."""
-    staging = target.parent / f".{target.name}.tmp-{run_id}"
+    staging = staging_name(target, run_id)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

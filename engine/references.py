@@ -95,6 +95,7 @@ def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
                               accepted_schema("opening_items").empty_table())
         executor.register("accepted", table)
         bad = executor.fetch(check.query)
+        executor.unregister("accepted")  # else the table before _move is held to the end
         if bad.num_rows:
             _move(drop, check.table, check.column, bad)
 
@@ -107,6 +108,7 @@ def _duplicates_across_files(drop: Drop, executor: Executor) -> None:
             continue
         executor.register("accepted", drop.tables[table])
         found = executor.fetch(_later_duplicates(keys))
+        executor.unregister("accepted")
         if found.num_rows:
             _move(drop, table, keys[0], found)
 

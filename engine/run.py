@@ -43,13 +43,7 @@ from engine.ingest import (
     rows,
 )
 from engine.money import quantize
-from engine.output import (
-    sha256_of,
-    staging_folder,
-    with_run_id,
-    write_manifest,
-    write_table,
-)
+from engine.output import Staged, staging_folder, staging_name, with_run_id
 from engine.references import check_references
 from engine.report import render_exceptions
 from engine.stages import aging, cash, credit, custom, dunning, invoicing, journal, subledger
@@ -116,7 +110,8 @@ def run_night(options: RunOptions) -> RunResult:
 def _night(options: RunOptions, ruleset: RuleSet, as_of: dt.date) -> RunResult:
     state_path = options.state_path
     files = drop_files(options.drop_dir, ruleset)
-    executor = DuckDBExecutor(memory_limit=options.memory_limit)
+    executor = DuckDBExecutor(memory_limit=options.memory_limit,
+                              spill=state_path.with_name(state_path.name + ".spill"))
     new_state = not state_path.exists()
     try:
         _attach(executor, state_path, ruleset.client.id)
@@ -227,12 +222,10 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     digest = inputs_digest(files)
     client = ruleset.client.id
     store = StateStore(executor, client)
-    executor.execute("BEGIN TRANSACTION")
-    store.migrate()
+    store.migrate()  # its own commit: tables of a new state (removed if the run fails)
     target = options.out_root / client / as_of.isoformat()
     done = _already_run(store, as_of, ruleset.digest, digest, target)
     if done is not None:
-        executor.execute("ROLLBACK")
         return done
     started = _now()
     state_before = store.digest
@@ -243,76 +236,112 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
         logger.info(f"run {run_id} of {as_of} from {options.drop_dir}")
+        # Reading the drop writes nothing, so it runs before the night's transaction: what
+        # DuckDB reads inside a transaction it keeps until the end of it.
         drop = _ingest(options, ruleset, as_of, executor, store, files)
         try:
             check_reject_ratio(drop, ruleset.client.max_reject_ratio)
         except DropRefused:
-            executor.execute("ROLLBACK")
             _write_refused(options, ruleset, as_of, run_id, drop, started)
             raise
-        counts = subledger.post(drop, executor, as_of)
-        drop.problems += [Problem(
-            "warning", "FX_RATE_REVISED", "ingest", "fx_rate", f"{day} {src}/{dst}",
-            f"the rate {src} to {dst} of {day} was {old} and is sent as {new} now; the first "
-            "rate stands, since earlier nights were decided with it",
-            details={"rate_date": day, "kept": str(old), "sent": str(new)})
-            for day, src, dst, old, new in counts.pop("fx_rates_revised", [])]
-        outputs, problems = _stages(ruleset, drop, executor, as_of, run_id, counts)
-        if options.inspect is not None:
-            options.inspect(executor, {**outputs, "exceptions": exceptions_table(
-                problems, run_id)})
-        outputs["rejects"] = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
-        outputs["exceptions"] = exceptions_table(problems, run_id)
-        counts["exceptions"] = len(problems)
-        state_after = store.advance(run_id)
-        manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
-        record = RunRecord(run_id, as_of, "done", ruleset.digest, digest, state_before,
-                           state_after, started, "", {**manifest["counts"],
-                                                      "folder": str(target)})
-        page = render_exceptions(outputs["exceptions"], ruleset, as_of.isoformat(), run_id)
-        pages = {"exceptions.html": (page, outputs["exceptions"].num_rows)}
+        executor.execute("BEGIN TRANSACTION")
+        intent = _intent(options)  # recorded before anything is staged
+        safety.record_intent(intent, safety.Intent(run_id, str(staging_name(target, run_id)),
+                                                   str(target)))
+        staged = Staged(staging_folder(target, run_id), options.fmt,
+                        keep=options.inspect is not None)
         try:
-            _commit(options, target, outputs, manifest, executor, store, record, pages)
+            manifest = _post(options, ruleset, as_of, executor, store, drop, staged, run_id,
+                             started)
+            record = RunRecord(run_id, as_of, "done", ruleset.digest, digest, state_before,
+                               store.advance(run_id), started, manifest["finished_at"],
+                               {**manifest["counts"], "folder": str(target)})
+            safety.failpoint("staged")
+            store.log_run(record)
+            executor.execute("COMMIT")
         except BaseException:
+            with suppress(duckdb.Error):  # a COMMIT that failed has ended the transaction
+                executor.execute("ROLLBACK")
+            safety.abandon(intent)
             safety.drop_state(next_before)
             raise
+        safety.failpoint("committed")
         if keep:
             safety.move_state(next_before, safety.before(state_path))
         safety.failpoint("kept")
         if options.publish:
-            _publish(_intent(options))
+            _publish(intent)
         logger.info(f"done: {drop.total_rows} rows in, {drop.rejected_rows} rejected; "
                     f"outputs in {target}")
         return RunResult("done", client, as_of, run_id, target, manifest["counts"])
 
 
+def _post(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
+          store: StateStore, drop: Drop, staged: Staged, run_id: str, started: str) -> dict:
+    """The night's stages inside its transaction, every output staged; the manifest."""
+    counts = subledger.post(drop, executor, as_of)
+    drop.problems += [Problem(
+        "warning", "FX_RATE_REVISED", "ingest", "fx_rate", f"{day} {src}/{dst}",
+        f"the rate {src} to {dst} of {day} was {old} and is sent as {new} now; the first "
+        "rate stands, since earlier nights were decided with it",
+        details={"rate_date": day, "kept": str(old), "sent": str(new)})
+        for day, src, dst, old, new in counts.pop("fx_rates_revised", [])]
+    problems = _stages(ruleset, drop, executor, as_of, run_id, counts, staged)
+    exceptions = exceptions_table(problems, run_id)
+    if options.inspect is not None:
+        options.inspect(executor, {**staged.kept, "exceptions": exceptions})
+    staged.put("rejects", with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id))
+    staged.put("exceptions", exceptions)
+    counts["exceptions"] = len(problems)
+    staged.page("exceptions.html", render_exceptions(exceptions, ruleset, as_of.isoformat(),
+                                                     run_id), exceptions.num_rows)
+    manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
+    manifest["finished_at"] = _now()
+    staged.finish(manifest)
+    return manifest
+
+
 def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
-            run_id: str, counts: dict) -> tuple[dict[str, pa.Table], list[Problem]]:
-    """The stages after ingest, in SPEC order; each adds output tables and problems."""
+            run_id: str, counts: dict, staged: Staged) -> list[Problem]:
+    """The stages after ingest, in SPEC order; each stages its output tables (written and
+    let go at the end of the stage) and adds its problems."""
     outputs: dict[str, pa.Table] = {}
     problems: list[Problem] = list(drop.problems)
     entries: list[pa.Table] = []
+
+    def stage_outputs() -> None:
+        for name in list(outputs):
+            staged.put(name, outputs.pop(name))
+        for part in entries:
+            staged.append("journal_entries",
+                          with_run_id(part, tables.OUTPUTS["journal_entries"], run_id))
+        entries.clear()
+
     executor.register("currencies", currencies_table())
-    with _stage("invoicing", ruleset, as_of):
+    with _stage("invoicing", ruleset, as_of, executor):
         problems += custom.read(executor, ruleset, as_of, {
             t: _accepted(drop, t) for t in ("customers", "transactions", "payments")})
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
         problems += custom.read(executor, ruleset, as_of, {
             t: outputs[t] for t in ("invoices", "invoice_lines") if t in outputs})
-    with _stage("matching", ruleset, as_of):
+        stage_outputs()
+    with _stage("matching", ruleset, as_of, executor):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
-    with _stage("dunning", ruleset, as_of):
+        stage_outputs()
+    with _stage("dunning", ruleset, as_of, executor):
         problems += _dunning(ruleset, executor, as_of, run_id, counts, outputs, entries)
-    with _stage("credit", ruleset, as_of):
+        stage_outputs()
+    with _stage("credit", ruleset, as_of, executor):
         problems += _credit(ruleset, drop, executor, as_of, run_id, counts, outputs)
-    aging_table = aging.run(executor, ruleset, as_of)
-    outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
-        [b.name for b in ruleset.client.aging_buckets]), run_id)
-    problems += custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]})
-    if entries:
-        outputs["journal_entries"] = with_run_id(pa.concat_tables(entries),
-                                                 tables.OUTPUTS["journal_entries"], run_id)
-    return outputs, problems
+        stage_outputs()
+    with _stage("aging", ruleset, as_of, executor):
+        aging_table = aging.run(executor, ruleset, as_of)
+        outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
+            [b.name for b in ruleset.client.aging_buckets]), run_id)
+        problems += custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]})
+        stage_outputs()
+    staged.join_parts()
+    return problems
 
 
 def _dunning(ruleset: RuleSet, executor: DuckDBExecutor, as_of: dt.date, run_id: str,
@@ -350,11 +379,17 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
 
 
 @contextmanager
-def _stage(name: str, ruleset: RuleSet, as_of: dt.date) -> Iterator[None]:
-    """A stage: its name on every log line, and on the terminal's status line."""
+def _stage(name: str, ruleset: RuleSet, as_of: dt.date,
+           executor: DuckDBExecutor | None = None) -> Iterator[None]:
+    """A stage: its name on every log line, and on the terminal's status line; its time
+    and the memory held after it in the debug log."""
+    started = time.perf_counter()
     with logger.contextualize(stage=name), progress.step(
             f"{ruleset.client.id} {as_of}: {name}"):
         yield
+        if executor is not None:
+            logger.debug(f"{name} took {time.perf_counter() - started:.2f}s; "
+                         f"{executor.memory()}")
     safety.failpoint(f"stage:{name}")
 
 
@@ -428,13 +463,12 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,
             store: StateStore, files: list[DropFile]) -> Drop:
-    with _stage("ingest", ruleset, as_of):
+    with _stage("ingest", ruleset, as_of, executor):
         first_night = not store.has_runs()
         if first_night and not any(f.table == "customers" for f in files):
             raise DropRefused([Diagnostic(
                 "E305", f"{options.drop_dir} is the client's first night and has no customers",
                 hint="the first drop of a client sends its customers in full")])
-        t0 = time.perf_counter()
         drop = ingest(options.drop_dir, ruleset, executor, as_of, files)
         check_references(drop, executor, first_night=first_night)
         for f in drop.files:
@@ -442,7 +476,6 @@ def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: Duc
                 logger.warning(f"{f.path.name}: {f.problem}; {rows(f.rows)} rejected")
             else:
                 logger.info(f"{f.path.name}: {f.rows} rows, {f.rejected} rejected")
-        logger.debug(f"ingest took {time.perf_counter() - t0:.2f}s")
         return drop
 
 
@@ -501,19 +534,6 @@ def _manifest(ruleset: RuleSet, as_of: dt.date, run_id: str, drop: Drop, started
     }
 
 
-def _write_tables(folder: Path, outputs: dict[str, pa.Table], fmt: str, manifest: dict,
-                  pages: dict[str, tuple[str, int]] | None = None) -> None:
-    for name, table in outputs.items():
-        path = write_table(table, folder, name, fmt)
-        manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": table.num_rows}
-    for name, (text, count) in (pages or {}).items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        manifest["outputs"][name] = {"sha256": sha256_of(path), "rows": count}
-    manifest["finished_at"] = _now()
-    write_manifest(folder, manifest)
-
-
 def _publish(intent: Path) -> None:
     """Committed outputs into place. Should a rename fail, the next run of the client
     finishes it (`safety.recover`): the night is posted either way."""
@@ -528,33 +548,15 @@ def _intent(options: RunOptions) -> Path:
     return options.intent or safety.intent_path(options.state_path)
 
 
-def _commit(options: RunOptions, target: Path, outputs: dict[str, pa.Table], manifest: dict,
-            executor: DuckDBExecutor, store: StateStore, record: RunRecord,
-            pages: dict[str, tuple[str, int]]) -> None:
-    """Outputs staged, then the state committed; publishing them is left to the caller."""
-    intent = _intent(options)
-    staging = staging_folder(target, record.run_id)
-    safety.record_intent(intent, safety.Intent(record.run_id, str(staging), str(target)))
-    try:
-        _write_tables(staging, outputs, options.fmt, manifest, pages)
-        safety.failpoint("staged")
-        store.log_run(RunRecord(**{**record.__dict__, "finished_at": manifest["finished_at"]}))
-        executor.execute("COMMIT")
-    except BaseException:
-        with suppress(duckdb.Error):  # a COMMIT that failed has ended the transaction
-            executor.execute("ROLLBACK")
-        safety.abandon(intent)
-        raise
-    safety.failpoint("committed")
-
-
 def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id: str,
                    drop: Drop, started: str) -> None:
     """A refused drop: its rejects and a manifest go to OUT/<client>/<as-of>.refused/."""
     target = options.out_root / ruleset.client.id / f"{as_of.isoformat()}.refused"
     staging = staging_folder(target, run_id)
     manifest = _manifest(ruleset, as_of, run_id, drop, started, "refused", {})
-    rejects = with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id)
-    _write_tables(staging, {"rejects": rejects}, options.fmt, manifest)
+    staged = Staged(staging, options.fmt)
+    staged.put("rejects", with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id))
+    manifest["finished_at"] = _now()
+    staged.finish(manifest)
     safety.publish(staging, target, target.parent / f".{target.name}.old-{run_id}")
     logger.error(f"drop refused; rejects in {target}")

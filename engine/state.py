@@ -93,8 +93,10 @@ class StateStore:
             from engine.errors import RuleError
 
             raise RuleError(f"the state file belongs to client {found!r}, not {self.client_id!r}")
-        self._set_meta("client_id", self.client_id)
-        self._set_meta("schema_version", str(SCHEMA_VERSION))
+        for key, value in (("client_id", self.client_id),
+                           ("schema_version", str(SCHEMA_VERSION))):
+            if self._meta(key) != value:  # an up-to-date state is not written to
+                self._set_meta(key, value)
 
     def _meta(self, key: str) -> str | None:
         rows = self.x.query("SELECT value FROM state.meta WHERE key = ?", [key])

@@ -136,7 +136,7 @@ def test_a_failure_while_writing_leaves_outputs_and_state_as_they_were(tmp_path,
     def broken_manifest(folder, manifest):
         raise OSError("disk full")
 
-    monkeypatch.setattr("engine.run.write_manifest", broken_manifest)
+    monkeypatch.setattr("engine.output.write_manifest", broken_manifest)
     assert _run(NORDWIND, NIGHTS[1], tmp_path) == 4
     assert _tree(tmp_path / "out") == before_out and _runs(tmp_path) == before_runs
     monkeypatch.undo()

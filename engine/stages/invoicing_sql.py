@@ -1,6 +1,9 @@
 """The invoicing stage's SQL, as text with `:name` placeholders (see `stages.sql.template`).
 
-Statements run in the order of `invoicing.plan`; the names are the temp tables they make.
+Statements run in the order of `invoicing.plan`; the names are the temp views and tables
+they make. Only the lines, heads and held lines are tables: the steps before them are views,
+computed once into `inv_lines_final`. (Inside the run's one transaction DuckDB frees no temp
+table until the commit, so every table made is memory held to the end of the night.)
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ COLUMNS = ("txn_id, customer_id, txn_date, product_code, description, quantity, 
            "currency, tax_category, po_number, ship_to_country, ship_to_region")
 
 CANDIDATES = f"""
-CREATE OR REPLACE TEMP TABLE inv_candidates AS
+CREATE OR REPLACE TEMP VIEW inv_candidates AS
 SELECT {COLUMNS}, 'drop' AS origin, CAST(NULL AS DATE) AS held_since FROM drop_transactions
 UNION ALL
 SELECT {COLUMNS}, 'held' AS origin, held_since FROM state.held_lines
@@ -17,7 +20,7 @@ WHERE txn_id NOT IN (SELECT txn_id FROM drop_transactions)
 """
 
 TAXED = """
-CREATE OR REPLACE TEMP TABLE inv_taxed AS
+CREATE OR REPLACE TEMP VIEW inv_taxed AS
 SELECT t.*, :rule AS tax_rule, :matches AS tax_matches, :hits AS tax_hits, :note AS tax_note,
        customer.currency AS customer_currency
 FROM (
@@ -37,7 +40,7 @@ SELECT * FROM inv_taxed WHERE :held
 """
 
 AMOUNTS = """
-CREATE OR REPLACE TEMP TABLE inv_amounts AS
+CREATE OR REPLACE TEMP VIEW inv_amounts AS
 SELECT x.*, :exact AS tax_exact
 FROM (
   SELECT l.*, coalesce(l.po_number, '') AS po_key, r.code AS tax_code, r.rate AS tax_rate,
@@ -53,12 +56,12 @@ FROM (
 """
 
 LINE_TAX = """
-CREATE OR REPLACE TEMP TABLE inv_lines_taxed AS
+CREATE OR REPLACE TEMP VIEW inv_lines_taxed AS
 SELECT a.*, :tax AS tax_amount FROM inv_amounts AS a
 """
 
 INVOICE_TAX = """
-CREATE OR REPLACE TEMP TABLE inv_lines_taxed AS
+CREATE OR REPLACE TEMP VIEW inv_lines_taxed AS
 WITH grouped AS (
   SELECT a.*,
          :group_tax AS group_tax,
