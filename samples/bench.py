@@ -1,4 +1,4 @@
-"""`make bench`: `ruledger run` on a generated drop, measured next to an I/O floor.
+"""`make bench`: `ruledger run` on a generated drop, next to hand-written SQL and I/O.
 
     python samples/bench.py [--sizes 100000,1000000] [--seed 1] [--work DIR]
                             [--memory-limit SIZE]
@@ -10,10 +10,15 @@ memory of that child):
 
 - `floor`: read every input file of the drop and write it back as Parquet, the least
   any engine must do with the night;
+- `sql`: `samples/baseline.sql`, the same night's work written by hand in plain DuckDB
+  SQL for this one client (its rules hard-coded): tax, invoicing, cash application,
+  dunning, credit, journal entries and aging, each output table written as Parquet,
+  in one DuckDB connection;
 - `ruledger`: the full `ruledger run` from an empty state.
 
-It prints one table with the ratios to the floor. The hand-written DuckDB SQL
-baseline of issue 8 is the next step and is not measured yet.
+Each run writes into its own folder WORK/synth-<size>-<seed>/run/<name>/. It prints
+one table with each run's wall time over the SQL baseline's and over the floor's.
+`--memory-limit` is given to DuckDB in the SQL baseline and in the ruledger run.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "samples" / "baseline.sql"
 CLIENT = "synth"
 NIGHT = "2026-03-02"
 
@@ -83,36 +89,61 @@ def floor(drop: Path, out: Path) -> None:
         pq.write_table(table, out / f"{path.stem}.parquet", compression="zstd")
 
 
+def baseline(drop: Path, out: Path, as_of: str, memory_limit: str | None = None) -> None:
+    """`samples/baseline.sql` over the drop, in one DuckDB connection: its outputs in `out`."""
+    import duckdb
+
+    script = BASELINE.read_text(encoding="utf-8")
+    for name, value in (("drop", drop.resolve()), ("out", out.resolve()), ("as_of", as_of)):
+        script = script.replace("{" + name + "}", str(value))
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:", config={"memory_limit": memory_limit} if memory_limit else {})
+    try:
+        con.execute(script)
+    finally:
+        con.close()
+
+
+def commands(folder: Path, scratch: Path, memory_limit: str | None) -> dict[str, list[str]]:
+    """The measured runs of one drop, each writing into its own folder under `scratch`."""
+    drop = folder / "drops" / CLIENT / NIGHT
+    limit = ["--memory-limit", memory_limit] if memory_limit else []
+    return {
+        "floor": [sys.executable, __file__, "--floor", str(drop), str(scratch / "floor")],
+        "sql": [sys.executable, __file__, "--sql", str(drop), str(scratch / "sql" / "out"),
+                NIGHT] + limit,
+        "ruledger": [sys.executable, "-m", "engine.cli", "run", str(folder / "rules" / CLIENT),
+                     "--drop", str(drop), "--state", str(scratch / "ruledger" / "state.duckdb"),
+                     "--out", str(scratch / "ruledger" / "out")] + limit,
+    }
+
+
 def run(sizes: list[int], seed: int, work: Path, memory_limit: str | None) -> list[tuple]:
+    """(lines, run, wall s, CPU s, peak MiB, wall / sql, wall / floor) of every run."""
     rows = []
     for size in sizes:
         folder = generated(work, size, seed)
-        drop = folder / "drops" / CLIENT / NIGHT
         scratch = folder / "run"
         results = {}
-        for name, command in (
-                ("floor", [sys.executable, __file__, "--floor", str(drop), str(scratch / "io")]),
-                ("ruledger", [sys.executable, "-m", "engine.cli", "run",
-                              str(folder / "rules" / CLIENT), "--drop", str(drop),
-                              "--state", str(scratch / "state.duckdb"),
-                              "--out", str(scratch / "out")]
-                 + (["--memory-limit", memory_limit] if memory_limit else []))):
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
+        for name, command in commands(folder, scratch, memory_limit).items():
+            shutil.rmtree(scratch / name, ignore_errors=True)
+            (scratch / name).mkdir(parents=True)
             results[name] = measure(command, folder / f"{name}.log")
             if results[name].exit_code != 0:
                 raise SystemExit(f"{name} failed at {size:,} lines; see {folder}/{name}.log")
-        base = results["floor"]
+        sql, io = results["sql"], results["floor"]
         for name, f in results.items():
-            rows.append((size, name, f.wall, f.cpu, f.peak_mib, f.wall / base.wall))
+            rows.append((size, name, f.wall, f.cpu, f.peak_mib, f.wall / sql.wall,
+                         f.wall / io.wall))
     return rows
 
 
 def table(rows: list[tuple]) -> str:
-    lines = ["| lines | run | wall s | CPU s | peak MiB | wall / floor |",
-             "|---:|---|---:|---:|---:|---:|"]
-    lines += [f"| {size:,} | {name} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {ratio:.1f}x |"
-              for size, name, wall, cpu, peak, ratio in rows]
+    lines = ["| lines | run | wall s | CPU s | peak MiB | wall / sql | wall / floor |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {size:,} | {name} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {to_sql:.1f}x "
+              f"| {to_floor:.1f}x |"
+              for size, name, wall, cpu, peak, to_sql, to_floor in rows]
     return "\n".join(lines)
 
 
@@ -123,12 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ruledger-bench"),
                         help="where generated drops and runs are kept")
-    parser.add_argument("--memory-limit", help="DuckDB memory limit of the ruledger run")
+    parser.add_argument("--memory-limit",
+                        help="DuckDB memory limit of the SQL baseline and the ruledger run")
     parser.add_argument("--floor", nargs=2, type=Path, metavar=("DROP", "OUT"),
                         help=argparse.SUPPRESS)  # the floor's own child process
+    parser.add_argument("--sql", nargs=3, metavar=("DROP", "OUT", "AS_OF"),
+                        help=argparse.SUPPRESS)  # the SQL baseline's own child process
     args = parser.parse_args(argv)
     if args.floor:
         floor(*args.floor)
+        return 0
+    if args.sql:
+        drop, out, as_of = args.sql
+        baseline(Path(drop), Path(out), as_of, args.memory_limit)
         return 0
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
     print(table(run(sizes, args.seed, args.work, args.memory_limit)))
