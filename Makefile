@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 OUT    ?= out
 STATE  ?= state
 
-.PHONY: run test bench browser lint schemas clean
+.PHONY: run test bench bench-nights browser lint schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ browser:
 BENCH_SIZES ?= 100000,1000000
 bench: $(STAMP)
 	$(BIN)/python samples/bench.py --sizes $(BENCH_SIZES)
+
+# One client night after night on one state file, a night every 12 days (a year at 30
+# nights): is night 30 slower than night 1 by more than its open items? samples/bench_history.py
+BENCH_NIGHTS_SIZE ?= 20000
+BENCH_NIGHTS ?= 30
+bench-nights: $(STAMP)
+	$(BIN)/python samples/bench_history.py --size $(BENCH_NIGHTS_SIZE) --nights $(BENCH_NIGHTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests

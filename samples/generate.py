@@ -1,10 +1,12 @@
 """Synthetic nightly drops for ruledger, at any size, byte for byte the same from one seed.
 
     python samples/generate.py OUT_DIR --transactions N [--seed S] [--format parquet|csv]
-                               [--nights K] [--as-of 2026-03-02] [--expected]
+                               [--nights K] [--every DAYS] [--paid PERCENT]
+                               [--as-of 2026-03-02] [--expected]
 
 writes a rule folder for the synthetic client `synth` (OUT_DIR/rules/synth/) and K
-consecutive nights of drops (OUT_DIR/drops/synth/<date>/), N billable lines a night:
+nights of drops (OUT_DIR/drops/synth/<date>/), N billable lines a night, one night every
+DAYS days (default 1: consecutive nights; 30 nights every 12 days make a year of history):
 
 - customers (about N/5) in 16 profiles: German businesses, tax-exempt bodies, EU
   businesses with VAT ids (reverse charge), consumers in AT/FR/NL (OSS), and exports to
@@ -14,9 +16,10 @@ consecutive nights of drops (OUT_DIR/drops/synth/<date>/), N billable lines a ni
 - opening_items on the first night: up to 180 days old, about half overdue and many of
   those dunned before, some credit notes, a few under dispute;
 - payments, about one for every two invoices (opening items on the first night, mostly
-  the previous night's invoices later): by reference in messy remittance text, short by
-  bank charges, partial, over, several invoices at once, with early-payment discount, by
-  amount only, combinations without a reference, unidentified payers;
+  the previous night's invoices later, received within a week of them: PERCENT of each
+  night's invoices, 45 by default, the rest stay open): by reference in messy remittance
+  text, short by bank charges, partial, over, several invoices at once, with early-payment
+  discount, by amount only, combinations without a reference, unidentified payers;
 - disputes, open_orders (the full list every night) and fx_rates (USD and GBP to EUR);
 - deliberate rejects, few (none below 2,000 lines, to stay under max_reject_ratio): a
   repeated txn_id and payment_id within a drop, a line and payments sent again on the next
@@ -51,6 +54,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 CLIENT = "synth"
+PAID_WITHIN = 7  # days from an invoice to its payment, inside the 10 discount days
 CHUNK_LINES = 500_000
 CHUNK_PAYERS = 200_000
 INVOICE_PREFIX, CREDIT_PREFIX, SEQ_WIDTH = "SY-", "SY-CN-", 7
@@ -1149,9 +1153,9 @@ def opening_payments(rows: PaymentRows, rng: random.Random, opening: Opening,
 
 def invoice_payments(rows: PaymentRows, rng: random.Random, payable: pa.Table,
                      customers: Customers, today: int) -> None:
-    """Yesterday's invoices paid tonight, within the discount days. A customer with
-    several of them often pays them at once: naming them all, or (up to 3) naming none,
-    for the combination strategy."""
+    """The last night's invoices paid tonight, received on `today` (within the discount
+    days). A customer with several of them often pays them at once: naming them all, or
+    (up to 3) naming none, for the combination strategy."""
     index = payable["customer"].combine_chunks()
     names = customers.names(index).to_pylist()
     cids = customers.ids(index).to_pylist()
@@ -1226,6 +1230,8 @@ class Generator:
     as_of: dt.date
     fmt: str
     expected: bool
+    every: int = 1  # days from one night to the next
+    pay_share: float = 0.45  # of each night's invoices, paid the next night
     customers: Customers = field(init=False)
     opening: Opening = field(init=False)
     ledger: Ledger = field(init=False)
@@ -1274,7 +1280,7 @@ class Generator:
             (folder / name).write_text(text, encoding="utf-8")
 
     def night(self, night: int, before: Night) -> Night:
-        day = self.as_of + dt.timedelta(days=night)
+        day = self.as_of + dt.timedelta(days=night * self.every)
         folder = self.out / "drops" / CLIENT / day.isoformat()
         after = Night()
 
@@ -1322,7 +1328,7 @@ class Generator:
         s = streams(self.seed, "payable", night)
         everything = s("all").chance(0.1, customer)
         positive = pc.greater(totals["gross_sum"], 0)  # a zero invoice is not paid
-        pay = pc.and_(positive, pc.or_(s("pay").chance(0.45, totals["g"]), everything))
+        pay = pc.and_(positive, pc.or_(s("pay").chance(self.pay_share, totals["g"]), everything))
         dispute = pc.and_(pc.and_(pc.invert(credit), pc.invert(pay)),
                           s("dispute").chance(0.002, totals["g"]))
         after.payable.add(customer, numbers, totals["gross_sum"], pay, dispute)
@@ -1335,14 +1341,15 @@ class Generator:
 
     def payments(self, night: int, day: dt.date, invoices: int, before: Night, after: Night
                  ) -> Iterator[dict[str, pa.Array]]:
-        """About one payment per two invoices: yesterday's invoices first, then opening
+        """About one payment per two invoices: the last night's invoices, then opening
         customers in their shuffled order, unidentified strays, and the rejects."""
         rng = random.Random(f"{self.seed}/payments/{night}")
         rows = PaymentRows(day)
         today = ordinal(day)
         target = max(1, invoices // 2)
+        paid_on = today - max(0, self.every - PAID_WITHIN)  # the last night's invoices
         for part in before.payable.slices(CHUNK_PAYERS):
-            invoice_payments(rows, rng, part, self.customers, today)
+            invoice_payments(rows, rng, part, self.customers, paid_on)
             yield from flush(rows, after)
         want = max(target - (rows.next_id - 1), target // 10)
         batch = self.payers[self.paid:self.paid + want]
@@ -1358,7 +1365,7 @@ class Generator:
         yield from flush(rows, after, everything=True)
 
     def disputes(self, night: int, day: dt.date, before: Night) -> dict[str, pa.Array]:
-        """First night: one item of each reserved customer. Later: yesterday's picks, and
+        """First night: one item of each reserved customer. Later: the last night's picks, and
         the first night's disputes resolved, a few each night."""
         rng = random.Random(f"{self.seed}/disputes/{night}")
         rows: list[tuple] = []
@@ -1433,15 +1440,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--nights", type=int, default=1)
+    parser.add_argument("--every", type=int, default=1, metavar="DAYS",
+                        help="days from one night to the next (default 1)")
+    parser.add_argument("--paid", type=int, default=45, metavar="PERCENT",
+                        help="share of each night's invoices the next night pays (default 45)")
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2),
                         help="the first night's date")
     parser.add_argument("--expected", action="store_true",
                         help="also write the invoices the engine should make")
     args = parser.parse_args(argv)
-    if args.transactions < 1 or args.nights < 1:
-        parser.error("--transactions and --nights must be at least 1")
+    if args.transactions < 1 or args.nights < 1 or args.every < 1:
+        parser.error("--transactions, --nights and --every must be at least 1")
+    if not 0 <= args.paid <= 100:
+        parser.error("--paid is a percent, 0 to 100")
     Generator(args.out, args.seed, args.transactions, args.nights, args.as_of, args.format,
-              args.expected).run()
+              args.expected, args.every, args.paid / 100).run()
     return 0
 
 
