@@ -297,14 +297,26 @@ def _with_computed(typed: exp.Select, computed: dict[str, exp.Expression],
     return exp.select(*cols).from_(typed.subquery("typed"))
 
 
-def _duplicate_check(table: str) -> tuple[exp.Expression, exp.Expression] | None:
-    keys = tables.INPUT_KEYS.get(table)
-    if not keys:
-        return None
-    window = exp.Window(this=exp.RowNumber(), partition_by=[_col(k) for k in keys],
-                        order=exp.Order(expressions=[exp.Ordered(this=_col(ROW))]))
-    first = exp.Window(this=exp.Min(this=_col(ROW)), partition_by=[_col(k) for k in keys])
-    return window, first
+def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
+    """`query` with __first: for a key given in more than one row, the first row that gave
+    it (null for a key given once). A grouping and a join of the few keys given twice:
+    far cheaper than a window over every row."""
+    firsts = exp.select(*[_col(k) for k in keys], exp.alias_(exp.Min(this=_col(ROW)), "__first")
+                        ).from_("computed").group_by(*[_col(k) for k in keys]).having(
+        exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+    on = exp.and_(*[exp.EQ(this=exp.column(k, table="c", quoted=True),
+                           expression=exp.column(k, table="d", quoted=True)) for k in keys])
+    return exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("c")),
+                      exp.column("__first", table="d")).from_(
+        exp.alias_(exp.to_table("computed"), "c")).join(
+        firsts.subquery("d"), on=on, join_type="left").with_("computed", as_=query)
+
+
+def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
+    """A row is not a repeat: its key is given once, this is its first row, or it has none."""
+    return exp.or_(exp.Is(this=_col("__first"), expression=exp.null()),
+                   exp.EQ(this=_col(ROW), expression=_col("__first")),
+                   *[exp.Is(this=_col(k), expression=exp.null()) for k in keys])
 
 
 def checked_query(source: str, table: str, present: list[str], mapping: InputMapping | None,
@@ -317,13 +329,15 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
     checks = row_checks(table, present, mapping, ruleset)
     typed = _select_typed(source, table, present, mapping)
     query = _with_computed(typed, _computed(mapping, ruleset, as_of), table)
-    dup = _duplicate_check(table)
-    keys = tables.INPUT_KEYS.get(table, ()) if dup else ()
-    if dup:
-        query = exp.select("*", exp.alias_(dup[0], "__dup"), exp.alias_(dup[1], "__first")
-                           ).from_(query.subquery("computed"))
-    return exp.select("*", *_reject_columns(checks, keys)).from_(
-        query.subquery("checked")).order_by(_col(ROW))
+    keys = tables.INPUT_KEYS.get(table, ())
+    if keys:
+        query = _with_firsts(query, keys)
+    items = _with_duplicates(checks, keys)
+    # Each check once, as a column; the columns naming a bad row's faults read those.
+    oks = exp.select("*", *[exp.alias_(c.ok, f"__ok{i}") for i, c in enumerate(items)]
+                     ).from_(query.subquery("checked"))
+    return exp.select("*", *_reject_columns(items, keys)).from_(
+        oks.subquery("oks")).order_by(_col(ROW))
 
 
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
@@ -348,19 +362,25 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
             pa.Table.from_batches(rejects, REJECT_SCHEMA))
 
 
-def _reject_columns(checks: list[Check], keys: tuple[str, ...]) -> list[exp.Expression]:
-    """__col, __val and __why: the first bad column, its text, and every problem."""
+def _with_duplicates(checks: list[Check], keys: tuple[str, ...]) -> list[Check]:
+    """The checks, and last the one that a key is not given twice."""
     items = list(checks)
     if keys:
-        dup_ok = exp.or_(exp.EQ(this=_col("__dup"), expression=exp.Literal.number(1)),
-                         *[exp.Is(this=_col(k), expression=exp.null()) for k in keys])
-        items.append(Check(keys[-1] if len(keys) == 1 else keys[0], dup_ok, "__duplicate__"))
-    first_col = exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=exp.Literal.string(c.column))
-                              for c in items])
-    first_val = exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=_col(_raw(c.column)))
-                              for c in items])
-    reasons = [exp.Case(ifs=[exp.If(this=exp.not_(c.ok), true=_reason(c, keys))])
-               for c in items]
+        items.append(Check(keys[-1] if len(keys) == 1 else keys[0], _dup_ok(keys),
+                           "__duplicate__"))
+    return items
+
+
+def _reject_columns(items: list[Check], keys: tuple[str, ...]) -> list[exp.Expression]:
+    """__col, __val and __why: the first bad column, its text, and every problem; check i
+    is read from its column __ok<i>."""
+    bad = [exp.not_(_col(f"__ok{i}")) for i in range(len(items))]
+    first_col = exp.Case(ifs=[exp.If(this=b, true=exp.Literal.string(c.column))
+                              for b, c in zip(bad, items, strict=True)])
+    first_val = exp.Case(ifs=[exp.If(this=b.copy(), true=_col(_raw(c.column)))
+                              for b, c in zip(bad, items, strict=True)])
+    reasons = [exp.Case(ifs=[exp.If(this=b.copy(), true=_reason(c, keys))])
+               for b, c in zip(bad, items, strict=True)]
     why = exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string("; "), *reasons])
     return [exp.alias_(first_col, "__col"), exp.alias_(first_val, "__val"),
             exp.alias_(why, "__why")]
@@ -382,9 +402,8 @@ def accepted_schema(table: str) -> pa.Schema:
 
 
 def _accepted(result: pa.RecordBatch, table: str) -> pa.RecordBatch:
-    good = result.filter(pc.is_null(result.column("__col")))
     target = accepted_schema(table)
-    return good.select(target.names).cast(target)
+    return result.select(target.names).filter(pc.is_null(result.column("__col"))).cast(target)
 
 
 REJECT_SCHEMA = pa.schema([("source_file", pa.string()), ("row_number", pa.int64()),
@@ -393,7 +412,6 @@ REJECT_SCHEMA = pa.schema([("source_file", pa.string()), ("row_number", pa.int64
 
 
 def _rejects(result: pa.RecordBatch) -> pa.RecordBatch:
-    bad = result.filter(pc.is_valid(result.column("__col")))
-    return pa.RecordBatch.from_arrays(
-        [bad.column(FILE), bad.column(ROW), bad.column("__col"), bad.column("__val"),
-         bad.column("__why")], schema=REJECT_SCHEMA)
+    bad = result.select([FILE, ROW, "__col", "__val", "__why"]).filter(
+        pc.is_valid(result.column("__col")))
+    return pa.RecordBatch.from_arrays(bad.columns, schema=REJECT_SCHEMA)
