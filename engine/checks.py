@@ -309,7 +309,8 @@ def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
     return exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("c")),
                       exp.column("__first", table="d")).from_(
         exp.alias_(exp.to_table("computed"), "c")).join(
-        firsts.subquery("d"), on=on, join_type="left").with_("computed", as_=query)
+        firsts.subquery("d"), on=on, join_type="left").with_("computed", as_=query,
+                                                             materialized=False)
 
 
 def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
@@ -336,7 +337,9 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
     # Each check once, as a column; the columns naming a bad row's faults read those.
     oks = exp.select("*", *[exp.alias_(c.ok, f"__ok{i}") for i, c in enumerate(items)]
                      ).from_(query.subquery("checked"))
-    return exp.select("*", *_reject_columns(items, keys)).from_(
+    # Only what the split keeps: the raw text and the check columns stay out of the sort.
+    kept = [_col(name) for name in accepted_schema(table).names]
+    return exp.select(*kept, *_reject_columns(items, keys)).from_(
         oks.subquery("oks")).order_by(_col(ROW))
 
 
