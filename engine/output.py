@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,11 @@ class Staged:
             self.kept[name] = pa.concat_tables([self.kept[name], table]) \
                 if name in self.kept else table
 
-    def page(self, name: str, text: str, rows: int) -> None:
+    def page(self, name: str, pieces: Iterable[str], rows: int) -> None:
+        """A page written as it is rendered, piece by piece."""
         path = self.folder / name
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as f:
+            f.writelines(pieces)
         self.rows[path] = rows
 
     def join_parts(self) -> None:

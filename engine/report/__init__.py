@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, st
     return path.resolve().as_uri(), (source_line(str(path), int(line)) or "").strip()
 
 
-def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str, run_id: str) -> str:
-    """The page for one run's exceptions."""
+def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str,
+                      run_id: str) -> Iterator[str]:
+    """The page for one run's exceptions, in pieces (a night's page can be tens of MB)."""
     rows = []
     sources: dict[str | None, tuple[str | None, str | None]] = {}  # a few rules, many rows
     for row in exceptions.to_pylist():
@@ -60,7 +62,7 @@ def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str, run_id
         rows.append({**row, "customer": _customer(row), "rule_href": href, "rule_line": text})
     counts = Counter((r["code"], r["severity"]) for r in rows)
     filters = [(name, sorted({r[name] for r in rows if r[name]})) for name in FILTERS]
-    return _template().render(
+    return _template().generate(
         client=ruleset.client.id, as_of=as_of, run_id=run_id, rules_digest=ruleset.digest,
         rows=rows, filters=filters,
         counts=[{"code": c, "severity": s, "count": n} for (c, s), n in sorted(

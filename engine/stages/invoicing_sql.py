@@ -65,14 +65,11 @@ CREATE OR REPLACE TEMP VIEW inv_lines_taxed AS
 WITH grouped AS (
   SELECT a.*,
          :group_tax AS group_tax,
-         sum(:trunc) OVER g AS group_trunc,
-         :trunc AS tax_trunc,
-         a.tax_exact - :trunc AS tax_rem,
+         a.tax_exact - a.tax_trunc AS tax_rem,
          :unit AS unit
-  FROM (SELECT *, sum(tax_exact) OVER g2 AS exact_sum, sum(base_amount) OVER g2 AS base_sum
-        FROM inv_amounts WINDOW g2 AS (PARTITION BY customer_id, currency, po_key, tax_code,
-                                                   tax_rate)) AS a
-  WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)
+  FROM (SELECT *, sum(base_amount) OVER g AS base_sum, sum(tax_trunc) OVER g AS group_trunc
+        FROM (SELECT a.*, :trunc AS tax_trunc FROM inv_amounts AS a)
+        WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)) AS a
 ), spread AS (
   SELECT *, CAST((group_tax - group_trunc) / unit AS BIGINT) AS units FROM grouped
 ), ranked AS (
@@ -82,7 +79,7 @@ WITH grouped AS (
   FROM spread
 )
 SELECT * EXCLUDE (group_tax, group_trunc, tax_trunc, tax_rem, unit, units, rem_rank,
-                  exact_sum, base_sum),
+                  base_sum),
        CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
             AS DECIMAL(18,4)) AS tax_amount
 FROM ranked
