@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from loguru import logger
 
 from engine import __version__, progress, safety, tables
@@ -448,11 +449,11 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
         "cash_applications": outputs["cash_applications"]}, related={"payments": payments})
     entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
     cash.post(executor, as_of, run_id)
-    applied_by_currency: dict[str, Decimal] = {}
-    for r in applied.applications.to_pylist():
-        if r["invoice_id"]:
-            applied_by_currency[r["currency"]] = (applied_by_currency.get(r["currency"], 0)
-                                                  + r["applied_amount"])
+    to_items = applied.applications.filter(pc.fill_null(pc.not_equal(
+        applied.applications.column("invoice_id"), ""), False))
+    applied_by_currency: dict[str, Decimal] = {
+        r["currency"]: r["applied_amount_sum"] for r in to_items.group_by("currency").aggregate(
+            [("applied_amount", "sum")]).to_pylist()}
     counts.update(payments=payments.num_rows, cash_applied={  # exact: on the minor unit
         c: str(quantize(v, c, "half_up")) for c, v in sorted(applied_by_currency.items())},
         payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))

@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine.config.credit import Credit
@@ -189,8 +190,13 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
         table = executor.fetch(bind_as_of(decide.tree, as_of))
     base = ruleset.client.base_currency
     places = minor_unit(base)
-    rows = table.to_pylist()
-    known = {row["customer_id"] for row in rows}
+    ids = [o.customer_id for o in credit.overrides]
+    known = set(pc.filter(pa.array(ids, pa.string()), pc.is_in(
+        pa.array(ids, pa.string()), value_set=table.column("customer_id"))).to_pylist())
+    # Only the customers an exception is about: no rate, no limit, or held.
+    rows = table.filter(pc.or_kleene(pc.or_kleene(
+        pc.is_valid(table.column("missing")), pc.is_null(table.column("credit_limit"))),
+        pc.equal(table.column("decision"), "hold"))).to_pylist()
     for o in credit.overrides:
         if o.customer_id not in known:
             problems.append(Problem(
