@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 import pyarrow as pa
+from markupsafe import Markup, escape
 
 from engine.config.ruleset import RuleSet
 from engine.errors import source_line
@@ -64,6 +65,31 @@ def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str,
     filters = [(name, sorted({r[name] for r in rows if r[name]})) for name in FILTERS]
     return _template().generate(
         client=ruleset.client.id, as_of=as_of, run_id=run_id, rules_digest=ruleset.digest,
-        rows=rows, filters=filters,
+        rows=[_row_html(r) for r in rows], filters=filters,
         counts=[{"code": c, "severity": s, "count": n} for (c, s), n in sorted(
             counts.items(), key=lambda kv: (_SEVERITY_ORDER.get(kv[0][1], 9), kv[0][0]))])
+
+
+def _row_html(r: dict) -> Markup:
+    """One exception's table row, every value escaped. Written here rather than in the
+    template: a night can have tens of thousands of rows, and this is five times faster."""
+    e = escape
+    rule = ""
+    if r["rule_ref"]:
+        rule = f'<a href="{e(r["rule_href"])}"><code>{e(r["rule_ref"])}</code></a>'
+        if r["rule_id"]:
+            rule += f" <code>{e(r['rule_id'])}</code>"
+        if r["rule_line"]:
+            rule += f'<span class="src">{e(r["rule_line"])}</span>'
+    return Markup(
+        f'  <tr data-severity="{e(r["severity"])}" data-code="{e(r["code"])}" '
+        f'data-stage="{e(r["stage"])}" data-customer="{e(r["customer"] or "")}">\n'
+        f'    <td><code>{e(r["exception_id"])}</code></td>\n'
+        f'    <td><span class="sev sev-{e(r["severity"])}">{e(r["severity"])}</span></td>\n'
+        f'    <td><code>{e(r["code"])}</code></td>\n'
+        f'    <td>{e(r["stage"])}</td>\n'
+        f'    <td>{e(r["entity_type"] or "")} <code>{e(r["entity_id"] or "")}</code></td>\n'
+        f'    <td>{e(r["customer"] or "")}</td>\n'
+        f'    <td>{e(r["message"])}</td>\n'
+        f"    <td>{rule}</td>\n"
+        "  </tr>\n")
