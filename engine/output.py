@@ -55,8 +55,8 @@ class Staged:
     """A run's output files, written into its staging folder as each stage makes them.
 
     A table is let go once written, so a night never holds all its outputs at once.
-    A table made in parts over several stages (the journal) is kept in part files and
-    joined, part by part, by `finish`. With `keep` the tables stay readable in memory
+    A table made in parts over several stages (the journal) is appended to one open
+    writer and closed by `close_parts`. With `keep` the tables stay readable in memory
     too (`ruledger explain` reads them before the commit).
     """
 
@@ -64,7 +64,7 @@ class Staged:
         self.folder, self.fmt, self.keep = folder, fmt, keep
         self.rows: dict[Path, int] = {}  # every file written, in order, with its rows
         self.kept: dict[str, pa.Table] = {}
-        self.parts: dict[str, list[tuple[Path, pa.Schema]]] = {}
+        self.open: dict[str, tuple[Path, Any, int]] = {}  # name -> (path, writer, rows)
 
     def put(self, name: str, table: pa.Table) -> None:
         self.rows[write_table(table, self.folder, name, self.fmt)] = table.num_rows
@@ -72,11 +72,15 @@ class Staged:
             self.kept[name] = table
 
     def append(self, name: str, table: pa.Table) -> None:
-        """A part of table `name`; parts are joined in the order given."""
-        parts = self.parts.setdefault(name, [])
-        path = self.folder / f".{name}.part{len(parts)}.parquet"
-        pq.write_table(table, path, **PARQUET)
-        parts.append((path, table.schema))
+        """A part of table `name`; parts are written in the order given."""
+        if name not in self.open:
+            path = self.folder / f"{name}.{self.fmt}"
+            writer = pacsv.CSVWriter(path, table.schema) if self.fmt == "csv" \
+                else pq.ParquetWriter(path, table.schema, **PARQUET)
+            self.open[name] = (path, writer, 0)
+        path, writer, rows = self.open[name]
+        writer.write_table(table)
+        self.open[name] = (path, writer, rows + table.num_rows)
         if self.keep:
             self.kept[name] = pa.concat_tables([self.kept[name], table]) \
                 if name in self.kept else table
@@ -88,29 +92,16 @@ class Staged:
             f.writelines(pieces)
         self.rows[path] = rows
 
-    def join_parts(self) -> None:
-        """Each table made in parts written as one file, a part at a time."""
-        for name, parts in self.parts.items():
-            schema = parts[0][1]
-            if self.fmt == "csv":
-                path = self.folder / f"{name}.csv"
-                writer = pacsv.CSVWriter(path, schema)
-            else:
-                path = self.folder / f"{name}.parquet"
-                writer = pq.ParquetWriter(path, schema, **PARQUET)
-            rows = 0
-            with writer:
-                for part, _ in parts:
-                    table = pq.read_table(part)
-                    writer.write_table(table)
-                    rows += table.num_rows
-                    part.unlink()
+    def close_parts(self) -> None:
+        """The tables made in parts closed, and counted where they end."""
+        for path, writer, rows in self.open.values():
+            writer.close()
             self.rows[path] = rows
-        self.parts.clear()
+        self.open.clear()
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Every file's sha256 and rows into the manifest, then the manifest written."""
-        self.join_parts()
+        self.close_parts()
         for path, rows in self.rows.items():
             manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": rows}
         write_manifest(self.folder, manifest)

@@ -341,7 +341,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
             [b.name for b in ruleset.client.aging_buckets]), run_id)
         problems += custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]})
         stage_outputs()
-    staged.join_parts()
+    staged.close_parts()
     return problems
 
 
