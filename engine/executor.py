@@ -83,14 +83,15 @@ class DuckDBExecutor:
         self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}{mode}").fetchall()
 
     def memory(self) -> str:
-        """What is held now: DuckDB's buffers, Arrow's buffers, and the process's peak."""
-        duck = self.query("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()")
+        """What is held now: DuckDB's buffers (in all, then by kind), Arrow's buffers, and
+        the process's peak so far."""
+        kinds = self.query("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                           "WHERE memory_usage_bytes > 0 ORDER BY 2 DESC")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        return (f"memory: DuckDB {duck[0][0] / MIB:,.0f} MiB, Arrow "
-                f"{pa.total_allocated_bytes() / MIB:,.0f} MiB, peak {peak / 1024:,.0f} MiB"
-                + "; " + ", ".join(f"{n} {r // MIB}" for n, r in self.query(
-                    "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
-                    "WHERE memory_usage_bytes > 0")))
+        return (f"memory: DuckDB {sum(n for _, n in kinds) / MIB:,.0f} MiB ("
+                + ", ".join(f"{tag.lower()} {n / MIB:,.0f}" for tag, n in kinds)
+                + f"), Arrow {pa.total_allocated_bytes() / MIB:,.0f} MiB, "
+                f"peak {peak / 1024:,.0f} MiB")
 
     def close(self) -> None:
         self.con.close()

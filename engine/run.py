@@ -381,16 +381,15 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
 
 @contextmanager
 def _stage(name: str, ruleset: RuleSet, as_of: dt.date,
-           executor: DuckDBExecutor | None = None) -> Iterator[None]:
+           executor: DuckDBExecutor) -> Iterator[None]:
     """A stage: its name on every log line, and on the terminal's status line; its time
-    and the memory held after it in the debug log."""
+    and the memory held after it in the debug log (`--debug`)."""
     started = time.perf_counter()
     with logger.contextualize(stage=name), progress.step(
             f"{ruleset.client.id} {as_of}: {name}"):
         yield
-        if executor is not None:
-            logger.debug(f"{name} took {time.perf_counter() - started:.2f}s; "
-                         f"{executor.memory()}")
+        logger.opt(lazy=True).debug("{} took {:.2f}s; {}", lambda: name,
+                                    lambda: time.perf_counter() - started, executor.memory)
     safety.failpoint(f"stage:{name}")
 
 

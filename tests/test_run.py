@@ -175,6 +175,33 @@ def test_csv_output_format(tmp_path, fmt):
     assert text.splitlines()[0] == '"source_file","row_number","column","value","reason","run_id"'
 
 
+def test_the_journal_written_stage_by_stage_is_one_table_in_either_format(tmp_path):
+    """Invoice, cash and dunning entries are appended to one writer as each stage ends."""
+    as_csv, as_parquet = tmp_path / "csv", tmp_path / "parquet"
+    for folder, fmt in ((as_csv, "csv"), (as_parquet, "parquet")):
+        for night in NIGHTS[:3]:
+            assert _run(NORDWIND, night, folder, "--format", fmt) == 0
+    night = NIGHTS[2].name
+    journal = pq.read_table(as_parquet / "out" / "nordwind" / night / "journal_entries.parquet")
+    lines = (as_csv / "out" / "nordwind" / night / "journal_entries.csv").read_text().splitlines()
+    assert lines[0].startswith('"entry_id"') and sum(x.startswith('"entry_id"') for x in lines) == 1
+    assert len(lines) - 1 == journal.num_rows
+    kinds = {d for d in journal.column("document_type").to_pylist()}
+    assert {"invoice", "payment"} <= kinds  # parts of more than one stage in the one file
+    manifest = json.loads((as_parquet / "out" / "nordwind" / night / "manifest.json").read_text())
+    assert manifest["outputs"]["journal_entries.parquet"]["rows"] == journal.num_rows
+    assert list(manifest["outputs"])[-3:] == ["rejects.parquet", "exceptions.parquet",
+                                              "exceptions.html"]
+
+
+def test_debug_logs_each_stage_with_its_time_and_memory(tmp_path, capsys):
+    assert _run(NORDWIND, NIGHTS[0], tmp_path, "--debug") == 0
+    err = capsys.readouterr().err
+    for stage in ("ingest", "invoicing", "matching", "dunning", "credit", "aging"):
+        line = next(x for x in err.splitlines() if f"{stage} took " in x)
+        assert "memory: DuckDB" in line and "Arrow" in line and "peak" in line
+
+
 def test_a_file_no_table_claims_refuses_the_drop(tmp_path, client_dir, drop_dir, capsys):
     drop = drop_dir(customers__csv=CUSTOMERS_CSV, payment__csv="payment_id\nP1\n",
                     _SUCCESS="")
