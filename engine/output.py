@@ -54,10 +54,11 @@ def sha256_of(path: Path) -> str:
 class Staged:
     """A run's output files, written into its staging folder as each stage makes them.
 
-    A table is let go once written, so a night never holds all its outputs at once.
-    A table made in parts over several stages (the journal) is appended to one open
-    writer and closed by `close_parts`. With `keep` the tables stay readable in memory
-    too (`ruledger explain` reads them before the commit).
+    A table is let go once written, so a night never holds all its outputs at once. A
+    big table is written in pieces as they are read; a table made in pieces over several
+    stages (the journal) is appended to one open writer, closed by `close_parts`. With
+    `keep` the tables stay readable in memory too (`ruledger explain` reads them before
+    the commit).
     """
 
     def __init__(self, folder: Path, fmt: str, keep: bool = False):
@@ -66,24 +67,43 @@ class Staged:
         self.kept: dict[str, pa.Table] = {}
         self.open: dict[str, tuple[Path, Any, int]] = {}  # name -> (path, writer, rows)
 
-    def put(self, name: str, table: pa.Table) -> None:
-        self.rows[write_table(table, self.folder, name, self.fmt)] = table.num_rows
-        if self.keep:
-            self.kept[name] = table
+    def put(self, name: str, table: pa.Table | Iterable[pa.Table],
+            schema: pa.Schema | None = None) -> None:
+        """Table `name`, whole or in pieces of `schema` (each written as it comes)."""
+        if isinstance(table, pa.Table):
+            self.rows[write_table(table, self.folder, name, self.fmt)] = table.num_rows
+            if self.keep:
+                self.kept[name] = table
+            return
+        if schema is not None:  # so that no pieces at all still make a file
+            self._open(name, schema)
+        for piece in table:
+            self.append(name, piece)
+        if name in self.open:
+            self._close(name)
 
     def append(self, name: str, table: pa.Table) -> None:
-        """A part of table `name`; parts are written in the order given."""
-        if name not in self.open:
-            path = self.folder / f"{name}.{self.fmt}"
-            writer = pacsv.CSVWriter(path, table.schema) if self.fmt == "csv" \
-                else pq.ParquetWriter(path, table.schema, **PARQUET)
-            self.open[name] = (path, writer, 0)
-        path, writer, rows = self.open[name]
+        """A piece of table `name`; pieces are written in the order given."""
+        path, writer, rows = self._open(name, table.schema)
         writer.write_table(table)
         self.open[name] = (path, writer, rows + table.num_rows)
         if self.keep:
-            self.kept[name] = pa.concat_tables([self.kept[name], table]) \
-                if name in self.kept else table
+            self.kept[name] = pa.concat_tables([self.kept[name], table])
+
+    def _open(self, name: str, schema: pa.Schema) -> tuple[Path, Any, int]:
+        if name not in self.open:
+            path = self.folder / f"{name}.{self.fmt}"
+            writer = pacsv.CSVWriter(path, schema) if self.fmt == "csv" \
+                else pq.ParquetWriter(path, schema, **PARQUET)
+            self.open[name] = (path, writer, 0)
+            if self.keep:
+                self.kept[name] = schema.empty_table()
+        return self.open[name]
+
+    def _close(self, name: str) -> None:
+        path, writer, rows = self.open.pop(name)
+        writer.close()
+        self.rows[path] = rows
 
     def page(self, name: str, pieces: Iterable[str], rows: int) -> None:
         """A page written as it is rendered, piece by piece."""
@@ -93,11 +113,9 @@ class Staged:
         self.rows[path] = rows
 
     def close_parts(self) -> None:
-        """The tables made in parts closed, and counted where they end."""
-        for path, writer, rows in self.open.values():
-            writer.close()
-            self.rows[path] = rows
-        self.open.clear()
+        """The tables made in pieces over several stages closed, counted where they end."""
+        for name in list(self.open):
+            self._close(name)
 
     def finish(self, manifest: dict[str, Any]) -> None:
         """Every file's sha256 and rows into the manifest, then the manifest written."""

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
+from sqlglot import exp
 
 from engine import __version__, progress, safety, tables
 from engine.checks import accepted_schema
@@ -312,10 +313,11 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
 
     def stage_outputs() -> None:
         for name in list(outputs):
-            staged.put(name, outputs.pop(name))
+            staged.put(name, outputs.pop(name), tables.OUTPUTS.get(name))
         for part in entries:
-            staged.append("journal_entries",
-                          with_run_id(part, tables.OUTPUTS["journal_entries"], run_id))
+            for piece in [part] if isinstance(part, pa.Table) else part:
+                staged.append("journal_entries",
+                              with_run_id(piece, tables.OUTPUTS["journal_entries"], run_id))
         entries.clear()
 
     executor.register("currencies", currencies_table())
@@ -323,8 +325,9 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
         problems += custom.read(executor, ruleset, as_of, {
             t: _accepted(drop, t) for t in ("customers", "transactions", "payments")})
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
-        problems += custom.read(executor, ruleset, as_of, {
-            t: outputs[t] for t in ("invoices", "invoice_lines") if t in outputs})
+        problems += custom.read(executor, ruleset, as_of, {  # (lines streamed have no rules)
+            t: outputs[t] for t in ("invoices", "invoice_lines")
+            if isinstance(outputs.get(t), pa.Table)})
         stage_outputs()
     with _stage("matching", ruleset, as_of, executor):
         problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
@@ -379,6 +382,33 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     return decided.problems
 
 
+STREAM_ROWS = 100_000
+
+
+def _streamed(executor: DuckDBExecutor, query: exp.Expression | str,
+              schema: pa.Schema | None = None, run_id: str = "") -> Iterator[pa.Table]:
+    """The rows of `query` in pieces of STREAM_ROWS, read when the stage's outputs are
+    written (in the output `schema` with the run id, when given): big outputs are never
+    held whole. The pieces are cut by count alone, so the files' bytes do not depend on
+    how DuckDB's threads delivered the rows."""
+    def piece(rows: pa.Table) -> pa.Table:
+        return rows if schema is None else with_run_id(rows, schema, run_id)
+
+    reader = executor.stream(query, STREAM_ROWS)
+    pending: list[pa.RecordBatch] = []
+    count, given = 0, False
+    for batch in reader:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= STREAM_ROWS:
+            rows = pa.Table.from_batches(pending, reader.schema)
+            yield piece(rows.slice(0, STREAM_ROWS))
+            given = True
+            pending, count = rows.slice(STREAM_ROWS).to_batches(), count - STREAM_ROWS
+    if count or not given:  # the rest; an empty result still gives its (empty) table
+        yield piece(pa.Table.from_batches(pending, reader.schema))
+
+
 @contextmanager
 def _stage(name: str, ruleset: RuleSet, as_of: dt.date,
            executor: DuckDBExecutor) -> Iterator[None]:
@@ -418,15 +448,19 @@ def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt
     executor.register("drop_transactions", transactions)
     invoiced = invoicing.run(executor, ruleset, table, as_of)
     outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"], run_id)
-    outputs["invoice_lines"] = with_run_id(invoiced.lines, tables.OUTPUTS["invoice_lines"],
-                                           run_id)
-    entries.append(executor.fetch(bind_as_of(journal.invoice_entries(ruleset), as_of)))
+    lines_schema = tables.OUTPUTS["invoice_lines"]
+    if ruleset.custom_rules("invoice_lines"):  # the rules read them whole
+        outputs["invoice_lines"] = with_run_id(executor.fetch(invoicing.LINES), lines_schema,
+                                               run_id)
+    else:  # a line per billable line: streamed to its file when the stage ends
+        outputs["invoice_lines"] = _streamed(executor, invoicing.LINES, lines_schema, run_id)
+    entries.append(_streamed(executor, bind_as_of(journal.invoice_entries(ruleset), as_of)))
     problems = invoicing.held_problems(invoiced.held, table)
     problems += invoicing.future_problems(transactions, as_of)
     invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
     kinds = invoiced.invoices.column("document_type").to_pylist()
     counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
-                  lines_invoiced=invoiced.lines.num_rows, lines_held=invoiced.held.num_rows)
+                  lines_invoiced=invoiced.line_count, lines_held=invoiced.held.num_rows)
     logger.info(f"{counts['invoices']} invoices, {counts['credit_notes']} credit notes "
                 f"from {counts['lines_invoiced']} lines; {counts['lines_held']} held back")
     return problems

@@ -312,3 +312,31 @@ def test_billable_lines_without_a_tax_table_are_refused(tmp_path, client_dir, dr
     assert _run(client_dir(), drop, tmp_path) == 3
     assert "error[E320]: the drop has 1 billable lines but" in capsys.readouterr().err
     assert _runs(tmp_path) == [] and not (tmp_path / "out" / "testco" / "2026-03-02").exists()
+
+
+def test_big_outputs_are_streamed_in_pieces_cut_by_count(tmp_path):
+    """A query's rows reach their file in pieces of STREAM_ROWS, whatever batches DuckDB
+    gives, and an empty result still gives a file with its columns."""
+    from engine.executor import DuckDBExecutor
+    from engine.output import Staged
+    from engine.run import STREAM_ROWS, _streamed
+
+    executor = DuckDBExecutor(threads=2)
+    try:
+        n = 2 * STREAM_ROWS + 1
+        query = f"SELECT range AS i, 'x' || range AS s FROM range({n}) ORDER BY i"
+        staged = Staged(tmp_path, "parquet")
+        staged.put("big", _streamed(executor, query))
+        staged.put("none", _streamed(executor, "SELECT 1 AS i, 'a' AS s WHERE false"))
+        staged.close_parts()
+    finally:
+        executor.close()
+    meta = pq.ParquetFile(tmp_path / "big.parquet").metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [
+        STREAM_ROWS, STREAM_ROWS, 1]
+    big = pq.read_table(tmp_path / "big.parquet")
+    assert big.column("i").to_pylist() == list(range(n)) and big.column("s")[n - 1].as_py() \
+        == f"x{n - 1}"
+    none = pq.read_table(tmp_path / "none.parquet")
+    assert none.num_rows == 0 and none.column_names == ["i", "s"]
+    assert staged.rows == {tmp_path / "big.parquet": n, tmp_path / "none.parquet": 0}

@@ -177,12 +177,16 @@ def rules_table(table: TaxTable) -> pa.Table:
 
 @dataclass
 class Invoiced:
-    """What the stage made: output tables, and the lines it held back."""
+    """What the stage made: the invoices, how many lines they have (`LINES` reads them,
+    for the caller to fetch or stream), and the lines held back."""
 
     invoices: pa.Table
-    lines: pa.Table
+    line_count: int
     held: pa.Table
     sequences: Sequences
+
+
+LINES = sql_text.LINES  # the invoice lines, in document order
 
 
 def sequences(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Sequences:
@@ -211,8 +215,9 @@ def run(executor: Executor, ruleset: RuleSet, table: TaxTable, as_of: dt.date) -
     for statement in plan(ruleset, table, seq):
         executor.execute(bind_as_of(statement.tree, as_of))
     _refuse_overflow(executor)
-    return Invoiced(executor.fetch(sql_text.INVOICES), executor.fetch(sql_text.LINES),
-                    executor.fetch(sql_text.HELD_ROWS), seq)
+    lines = executor.query("SELECT count(*) FROM inv_lines_final")[0][0]
+    return Invoiced(executor.fetch(sql_text.INVOICES), lines, executor.fetch(sql_text.HELD_ROWS),
+                    seq)
 
 
 
