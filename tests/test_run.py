@@ -340,3 +340,20 @@ def test_big_outputs_are_streamed_in_pieces_cut_by_count(tmp_path):
     none = pq.read_table(tmp_path / "none.parquet")
     assert none.num_rows == 0 and none.column_names == ["i", "s"]
     assert staged.rows == {tmp_path / "big.parquet": n, tmp_path / "none.parquet": 0}
+
+
+def test_duckdb_spills_beside_the_state_past_its_memory_limit(tmp_path):
+    """Past --memory-limit DuckDB writes to `<state>.spill/`, not the working directory,
+    and leaves nothing there once the run's connection closes."""
+    from engine.executor import DuckDBExecutor
+
+    spill = tmp_path / "state.duckdb.spill"
+    executor = DuckDBExecutor(memory_limit="64MB", spill=spill)
+    try:
+        executor.execute("CREATE TEMP TABLE big AS SELECT range AS i, repeat('x', 40) || range "
+                         "AS s FROM range(3000000)")
+        assert executor.query("SELECT count(*) FROM big") == [(3000000,)]
+        assert any(spill.iterdir())
+    finally:
+        executor.close()
+    assert not spill.exists() or not any(spill.iterdir())
