@@ -309,8 +309,8 @@ def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
     return exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("c")),
                       exp.column("__first", table="d")).from_(
         exp.alias_(exp.to_table("computed"), "c")).join(
-        firsts.subquery("d"), on=on, join_type="left").with_("computed", as_=query,
-                                                             materialized=False)
+        firsts.subquery("d"), on=on, join_type="left").with_(
+        "computed", as_=query, materialized=False)  # inlined: the grouping reads keys only
 
 
 def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
@@ -361,7 +361,7 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
             rejects.append(_rejects(batch))
     finally:
         executor.unregister(name)
-    return (pa.Table.from_batches(accepted, accepted_schema(table)).combine_chunks(),
+    return (pa.Table.from_batches(accepted, accepted_schema(table)),
             pa.Table.from_batches(rejects, REJECT_SCHEMA))
 
 

@@ -23,6 +23,7 @@ from engine.config.ruleset import RuleSet
 from engine.errors import Diagnostic, DropRefused, RuleError, did_you_mean
 from engine.exceptions import Problem
 from engine.executor import Executor
+from engine.output import sha256_of
 from engine.readers import ROW, RawTable, read_file
 
 DEFAULT_EXTENSIONS = (".csv", ".parquet", ".jsonl", ".json", ".ndjson")
@@ -87,14 +88,6 @@ def find_files(folder: Path, table: str, mapping: InputMapping | None) -> list[P
     return found
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class DropFile:
     """A file of the drop, the table it holds, and its sha256 (read once per run)."""
@@ -134,7 +127,7 @@ def drop_files(folder: Path, ruleset: RuleSet) -> list[DropFile]:
             "E304", f"{p.name} in {folder} is not a table the client reads",
             hint=did_you_mean(p.name, names) or "tables: " + ", ".join(tables.INPUTS)
             + "; map other names under inputs: in client.yaml") for p in strays])
-    return [DropFile(table, path, sha256_file(path)) for table, path in found]
+    return [DropFile(table, path, sha256_of(path)) for table, path in found]
 
 
 def ingest(folder: Path, ruleset: RuleSet, executor: Executor,

@@ -32,15 +32,9 @@ PARQUET = {"compression": "zstd", "use_dictionary": False, "write_statistics": F
            "store_schema": True}  # fixed settings, so the bytes repeat
 
 
-def write_table(table: pa.Table, folder: Path, name: str, fmt: str) -> Path:
-    """One output table."""
-    if fmt == "csv":
-        path = folder / f"{name}.csv"
-        pacsv.write_csv(table, path)
-    else:
-        path = folder / f"{name}.parquet"
-        pq.write_table(table, path, **PARQUET)
-    return path
+def pieces(table: pa.Table | Iterable[pa.Table]) -> Iterable[pa.Table]:
+    """A table given whole, or the pieces it is given in."""
+    return [table] if isinstance(table, pa.Table) else table
 
 
 def sha256_of(path: Path) -> str:
@@ -67,20 +61,12 @@ class Staged:
         self.kept: dict[str, pa.Table] = {}
         self.open: dict[str, tuple[Path, Any, int]] = {}  # name -> (path, writer, rows)
 
-    def put(self, name: str, table: pa.Table | Iterable[pa.Table],
-            schema: pa.Schema | None = None) -> None:
-        """Table `name`, whole or in pieces of `schema` (each written as it comes)."""
-        if isinstance(table, pa.Table):
-            self.rows[write_table(table, self.folder, name, self.fmt)] = table.num_rows
-            if self.keep:
-                self.kept[name] = table
-            return
-        if schema is not None:  # so that no pieces at all still make a file
-            self._open(name, schema)
-        for piece in table:
+    def put(self, name: str, table: pa.Table | Iterable[pa.Table]) -> None:
+        """Table `name`, whole or in pieces (each written as it comes; an empty table is
+        given as one empty piece, which still makes its file)."""
+        for piece in pieces(table):
             self.append(name, piece)
-        if name in self.open:
-            self._close(name)
+        self._close(name)
 
     def append(self, name: str, table: pa.Table) -> None:
         """A piece of table `name`; pieces are written in the order given."""

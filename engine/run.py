@@ -45,7 +45,7 @@ from engine.ingest import (
     rows,
 )
 from engine.money import quantize
-from engine.output import Staged, staging_folder, staging_name, with_run_id
+from engine.output import Staged, pieces, staging_folder, staging_name, with_run_id
 from engine.references import check_references
 from engine.report import render_exceptions
 from engine.stages import aging, cash, credit, custom, dunning, invoicing, journal, subledger
@@ -313,9 +313,9 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
 
     def stage_outputs() -> None:
         for name in list(outputs):
-            staged.put(name, outputs.pop(name), tables.OUTPUTS.get(name))
+            staged.put(name, outputs.pop(name))
         for part in entries:
-            for piece in [part] if isinstance(part, pa.Table) else part:
+            for piece in pieces(part):
                 staged.append("journal_entries",
                               with_run_id(piece, tables.OUTPUTS["journal_entries"], run_id))
         entries.clear()

@@ -58,16 +58,19 @@ def measure(command: list[str], log: Path) -> Figures:
                    child.returncode)
 
 
-def generated(work: Path, size: int, seed: int) -> Path:
-    """The generated rules and drop of `size` lines (made once per size and seed)."""
-    folder = work / f"synth-{size}-{seed}"
-    if not (folder / "drops" / CLIENT / NIGHT / ".complete").exists():
+def generate_once(folder: Path, *arguments: object) -> Path:
+    """`samples/generate.py FOLDER ARGUMENTS`, unless a finished run left its marker."""
+    if not (folder / ".complete").exists():
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run([sys.executable, str(ROOT / "samples" / "generate.py"), str(folder),
-                        "--transactions", str(size), "--seed", str(seed)], check=True,
-                       stderr=subprocess.DEVNULL)
-        (folder / "drops" / CLIENT / NIGHT / ".complete").touch()
+                        *map(str, arguments)], check=True, stderr=subprocess.DEVNULL)
+        (folder / ".complete").touch()
     return folder
+
+
+def generated(work: Path, size: int, seed: int) -> Path:
+    """The generated rules and drop of `size` lines (made once per size and seed)."""
+    return generate_once(work / f"synth-{size}-{seed}", "--transactions", size, "--seed", seed)
 
 
 def floor(drop: Path, out: Path) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import CLIENT, ROOT, Figures, measure  # noqa: E402
+from bench import CLIENT, Figures, generate_once, measure  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -75,15 +74,9 @@ class NightRow:
 
 def generated(work: Path, drops: Drops) -> Path:
     """The rules and every night of `drops` (made once per set of arguments)."""
-    folder = drops.folder(work)
-    if not (folder / ".complete").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        subprocess.run([sys.executable, str(ROOT / "samples" / "generate.py"), str(folder),
-                        "--transactions", str(drops.size), "--nights", str(drops.nights),
-                        "--every", str(drops.every), "--paid", str(drops.paid),
-                        "--seed", str(drops.seed)], check=True, stderr=subprocess.DEVNULL)
-        (folder / ".complete").touch()
-    return folder
+    return generate_once(drops.folder(work), "--transactions", drops.size, "--nights",
+                         drops.nights, "--every", drops.every, "--paid", drops.paid, "--seed",
+                         drops.seed)
 
 
 def drop_rows(drop: Path) -> int:

@@ -476,6 +476,9 @@ def _check_run(code: int, err: str, folder: Path, state: Path, client: str, nigh
     if code == 3:
         assert not folder.exists(), sorted(p.name for p in folder.iterdir())
         assert not runs, runs
+        # nothing staged is left behind: no hidden folder, no publication intent
+        assert not list(folder.parent.glob(f".{night}.tmp-*")), list(folder.parent.iterdir())
+        assert not state.with_name(state.name + ".publishing").exists()
         return
     check_outputs(folder, expected)
     assert runs

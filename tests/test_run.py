@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -61,6 +62,13 @@ def test_sample_night_writes_rejects_and_a_manifest_that_matches_the_files(tmp_p
         manifest["counts"]["accepted"].values())
     for name, entry in manifest["outputs"].items():
         assert entry["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        if name.endswith(".parquet"):
+            assert entry["rows"] == pq.read_metadata(folder / name).num_rows, name
+    # cash applied to items, per currency, on the minor unit: the applications' own sum
+    applications = pq.read_table(folder / "cash_applications.parquet").to_pylist()
+    applied = sum(a["applied_amount"] for a in applications if a["invoice_id"])
+    assert applied > 0 and {a["currency"] for a in applications} == {"EUR"}
+    assert manifest["counts"]["cash_applied"] == {"EUR": str(applied.quantize(Decimal("0.01")))}
     rule_files = manifest["rules"]["files"]
     tax_digest = hashlib.sha256((NORDWIND / "tax.yaml").read_bytes()).hexdigest()
     assert rule_files["tax.yaml"] == tax_digest

@@ -190,15 +190,14 @@ def run(executor: Executor, ruleset: RuleSet, credit: Credit, as_of: dt.date,
         table = executor.fetch(bind_as_of(decide.tree, as_of))
     base = ruleset.client.base_currency
     places = minor_unit(base)
-    ids = [o.customer_id for o in credit.overrides]
-    known = set(pc.filter(pa.array(ids, pa.string()), pc.is_in(
-        pa.array(ids, pa.string()), value_set=table.column("customer_id"))).to_pylist())
+    known = pc.is_in(pa.array([o.customer_id for o in credit.overrides], pa.string()),
+                     value_set=table.column("customer_id")).to_pylist()
     # Only the customers an exception is about: no rate, no limit, or held.
     rows = table.filter(pc.or_kleene(pc.or_kleene(
         pc.is_valid(table.column("missing")), pc.is_null(table.column("credit_limit"))),
         pc.equal(table.column("decision"), "hold"))).to_pylist()
-    for o in credit.overrides:
-        if o.customer_id not in known:
+    for o, found in zip(credit.overrides, known, strict=True):
+        if not found:
             problems.append(Problem(
                 "warning", "CREDIT_OVERRIDE_UNKNOWN", "credit", "customer", o.customer_id,
                 f"credit.yaml has an override for customer {o.customer_id}, which the "
