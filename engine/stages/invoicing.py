@@ -6,9 +6,10 @@ The plan (pure: rules in, statements out) is a list of SQL statements:
 2. `inv_taxed`: each line's ship-to defaults to its customer's address, and the tax
    decision table is evaluated on it (which rule wins, how many matched, the note).
 3. `inv_held`: lines no rule matched (or, under `unique`, more than one matched).
-4. `inv_amounts`: the other lines with their invoice key, line number, net and exact tax.
-5. `inv_lines_taxed`: tax rounded per line, or per invoice, tax code and rate with the
-   difference spread by largest remainder (SPEC section 7).
+4. `inv_amounts`: the other lines with their invoice key, base amount and exact tax.
+5. `inv_lines_final`: those lines as a table; then each line's number, and its tax rounded
+   per line, or per invoice, tax code and rate with the difference spread by largest
+   remainder (SPEC section 7), and its net.
 6. `inv_heads`: invoices numbered per document type and year, with totals and due dates.
 
 The run executes them in order; `outputs` reads the result tables.
@@ -128,21 +129,23 @@ def plan(ruleset: RuleSet, table: TaxTable,
         Statement("inv_amounts", template(sql_text.AMOUNTS, held=held.copy(),
                                           base=amounts["base"], exact=amounts["exact"])),
     ]
+    statements.append(Statement("inv_lines_final", template(sql_text.LINES_TABLE)))
+    net = exp.column("base_amount", table="o")
+    if table.prices_include_tax:
+        net = exp.cast(exp.Sub(this=net, expression=exp.column("tax_amount", table="o")),
+                       "DECIMAL(18,4)")
     if table.rounding_level == "line":
         tax = round_minor(exp.column("tax_exact", table="a"), a_minor, rounding)
-        statements.append(Statement("inv_lines_taxed", template(sql_text.LINE_TAX, tax=tax)))
+        statements.append(Statement("inv_lines_final: numbers and tax per line", template(
+            sql_text.LINE_TAX, tax=tax, net=net)))
     else:
         group_sum = exp.column("base_sum", table="a")
         group_exact = _exact_tax(group_sum, exp.column("tax_rate", table="a"),
                                  table.prices_include_tax)
-        statements.append(Statement("inv_lines_taxed", template(
+        statements.append(Statement("inv_lines_final: numbers and tax per invoice", template(
             sql_text.INVOICE_TAX, group_tax=round_minor(group_exact, a_minor, rounding),
             trunc=trunc_minor(exp.column("tax_exact", table="a"), a_minor),
-            unit=unit_of(a_minor))))
-    net = exp.column("base_amount")
-    if table.prices_include_tax:
-        net = exp.cast(exp.Sub(this=net, expression=exp.column("tax_amount")), "DECIMAL(18,4)")
-    statements.append(Statement("inv_lines_final", template(sql_text.FINAL, net=net)))
+            unit=unit_of(a_minor), net=net)))
     statements.append(Statement("inv_heads", template(
         sql_text.HEADS, number=_numbers(client, sequences), net_days=client.net_days)))
     return statements

@@ -4,6 +4,11 @@ Statements run in the order of `invoicing.plan`; the names are the temp views an
 they make. Only the lines, heads and held lines are tables: the steps before them are views,
 computed once into `inv_lines_final`. (Inside the run's one transaction DuckDB frees no temp
 table until the commit, so every table made is memory held to the end of the night.)
+
+The line numbers and the rounded tax need windows over the lines. A window sorts whole
+rows, so they are computed over the few columns they read, and written into the lines by
+row id (`LINE_TAX`, `INVOICE_TAX`): at a million lines this is a third of the time of
+windows over the wide rows.
 """
 
 from __future__ import annotations
@@ -44,10 +49,7 @@ CREATE OR REPLACE TEMP VIEW inv_amounts AS
 SELECT x.*, :exact AS tax_exact
 FROM (
   SELECT l.*, coalesce(l.po_number, '') AS po_key, r.code AS tax_code, r.rate AS tax_rate,
-         r.rule_id, r.rule_ref, cur.minor,
-         row_number() OVER (PARTITION BY l.customer_id, l.currency, coalesce(l.po_number, '')
-                            ORDER BY l.txn_date, l.txn_id) AS line_no,
-         :base AS base_amount
+         r.rule_id, r.rule_ref, cur.minor, :base AS base_amount
   FROM inv_taxed AS l
   JOIN tax_rules AS r ON r.idx = l.tax_rule
   JOIN currencies AS cur ON cur.code = l.currency
@@ -55,34 +57,55 @@ FROM (
 ) AS x
 """
 
-LINE_TAX = """
-CREATE OR REPLACE TEMP VIEW inv_lines_taxed AS
-SELECT a.*, :tax AS tax_amount FROM inv_amounts AS a
+# The lines, numbered and taxed by the UPDATE that follows.
+LINES_TABLE = """
+CREATE OR REPLACE TEMP TABLE inv_lines_final AS
+SELECT *, CAST(NULL AS BIGINT) AS line_no, CAST(NULL AS DECIMAL(18,4)) AS tax_amount,
+       CAST(NULL AS DECIMAL(18,4)) AS net_amount
+FROM inv_amounts
 """
 
-INVOICE_TAX = """
-CREATE OR REPLACE TEMP VIEW inv_lines_taxed AS
-WITH grouped AS (
-  SELECT a.*,
-         :group_tax AS group_tax,
-         a.tax_exact - a.tax_trunc AS tax_rem,
-         :unit AS unit
-  FROM (SELECT *, sum(base_amount) OVER g AS base_sum, sum(tax_trunc) OVER g AS group_trunc
-        FROM (SELECT a.*, :trunc AS tax_trunc FROM inv_amounts AS a)
-        WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)) AS a
-), spread AS (
-  SELECT *, CAST((group_tax - group_trunc) / unit AS BIGINT) AS units FROM grouped
-), ranked AS (
-  SELECT *, row_number() OVER (
-           PARTITION BY customer_id, currency, po_key, tax_code, tax_rate
-           ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
-  FROM spread
-)
-SELECT * EXCLUDE (group_tax, group_trunc, tax_trunc, tax_rem, unit, units, rem_rank,
-                  base_sum),
-       CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
-            AS DECIMAL(18,4)) AS tax_amount
-FROM ranked
+# Lines are numbered per invoice by date, then id.
+_LINE_NO = """row_number() OVER (PARTITION BY customer_id, currency, po_key
+                                   ORDER BY txn_date, txn_id) AS line_no"""
+
+LINE_TAX = f"""
+UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
+FROM (
+  SELECT rowid AS k, {_LINE_NO}, base_amount, :tax AS tax_amount FROM inv_lines_final AS a
+) AS o
+WHERE o.k = inv_lines_final.rowid
+"""
+
+INVOICE_TAX = f"""
+UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
+FROM (
+  WITH numbered AS (
+    SELECT rowid AS k, customer_id, currency, po_key, tax_code, tax_rate, minor, base_amount,
+           tax_exact, {_LINE_NO}, :trunc AS tax_trunc
+    FROM inv_lines_final AS a
+  ), grouped AS (
+    SELECT a.*,
+           :group_tax AS group_tax,
+           a.tax_exact - a.tax_trunc AS tax_rem,
+           :unit AS unit
+    FROM (SELECT *, sum(base_amount) OVER g AS base_sum, sum(tax_trunc) OVER g AS group_trunc
+          FROM numbered
+          WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)) AS a
+  ), spread AS (
+    SELECT *, CAST((group_tax - group_trunc) / unit AS BIGINT) AS units FROM grouped
+  ), ranked AS (
+    SELECT *, row_number() OVER (
+             PARTITION BY customer_id, currency, po_key, tax_code, tax_rate
+             ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
+    FROM spread
+  )
+  SELECT k, line_no, base_amount,
+         CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
+              AS DECIMAL(18,4)) AS tax_amount
+  FROM ranked
+) AS o
+WHERE o.k = inv_lines_final.rowid
 """
 
 HEADS = """
@@ -104,11 +127,6 @@ FROM (
   )
 ) AS h
 JOIN state.customers AS c ON c.customer_id = h.customer_id
-"""
-
-FINAL = """
-CREATE OR REPLACE TEMP TABLE inv_lines_final AS
-SELECT *, :net AS net_amount FROM inv_lines_taxed
 """
 
 INVOICES = """
