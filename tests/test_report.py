@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from scenario import CUSTOMER, Scenario, line
 
+from engine.config.ruleset import load_ruleset
+from engine.report import _rule_cell
+
 TAX = """\
 kind: tax
 version: 1
@@ -97,3 +100,12 @@ def test_a_filter_in_a_real_browser_shows_only_the_matching_rows(report, tmp_pat
                     f"--screenshot={shot}", url], capture_output=True, timeout=60, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
     shutil.copy(shot, Path(__file__).parent / ".last-report.png")  # for a person to look at
+
+
+def test_a_rule_reference_without_its_file_is_shown_but_not_linked(tmp_path):
+    s = Scenario(tmp_path, TAX)
+    ruleset = load_ruleset(s.rules)
+    assert _rule_cell(ruleset, "tax.yaml:1", "de").startswith('<a href="file://')
+    gone = _rule_cell(ruleset, "gone.yaml:3", "x<y")
+    assert gone == "<code>gone.yaml:3</code> <code>x&lt;y</code>"
+    assert _rule_cell(ruleset, None, None) == ""
