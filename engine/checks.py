@@ -406,7 +406,10 @@ def accepted_schema(table: str) -> pa.Schema:
 
 def _accepted(result: pa.RecordBatch, table: str) -> pa.RecordBatch:
     target = accepted_schema(table)
-    return result.select(target.names).filter(pc.is_null(result.column("__col"))).cast(target)
+    rows = result.select(target.names)
+    if result.column("__col").null_count < result.num_rows:  # most batches have no reject
+        rows = rows.filter(pc.is_null(result.column("__col")))
+    return rows if rows.schema.equals(target) else rows.cast(target)
 
 
 REJECT_SCHEMA = pa.schema([("source_file", pa.string()), ("row_number", pa.int64()),
