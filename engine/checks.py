@@ -25,7 +25,7 @@ from engine.config.client import InputMapping
 from engine.config.ruleset import RuleSet
 from engine.dsl.compile import bind_as_of, literal
 from engine.executor import Executor
-from engine.readers import ROW
+from engine.readers import ROW, exact
 
 FILE = "__file"
 MAX_LINE_AMOUNT = 10**12  # a line's amount; invoices of many lines still fit DECIMAL(18,4)
@@ -62,8 +62,8 @@ def _like(value: exp.Expression, pattern: str) -> exp.Expression:
     return exp.RegexpLike(this=value, expression=exp.Literal.string(pattern))
 
 
-def _number_text(name: str, mapping: InputMapping | None) -> exp.Expression:
-    text = exp.Anonymous(this="REPLACE", expressions=[_text(name), exp.Literal.string(" "),
+def _number_text(text: exp.Expression, mapping: InputMapping | None) -> exp.Expression:
+    text = exp.Anonymous(this="REPLACE", expressions=[text.copy(), exp.Literal.string(" "),
                                                       exp.Literal.string("")])
     if mapping and mapping.decimal_comma:
         no_thousands = exp.Anonymous(this="REPLACE", expressions=[
@@ -73,11 +73,12 @@ def _number_text(name: str, mapping: InputMapping | None) -> exp.Expression:
     return text
 
 
-def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp.Expression:
-    """The typed value of column `name` from its text; null when it does not parse."""
-    text = _text(name)
+def parse_expr(text: exp.Expression, typ: pa.DataType,
+               mapping: InputMapping | None) -> exp.Expression:
+    """The value of type `typ` that `text` (trimmed, '' as null) writes; null when it
+    does not parse."""
     if pa.types.is_decimal(typ):
-        number = _number_text(name, mapping)
+        number = _number_text(text, mapping)
         shape = _like(number, rf"^[+-]?\d+(\.\d{{0,{typ.scale}}})?$")
         if mapping and mapping.decimal_comma:  # dots only as thousands: 1.234.567,89
             written = exp.Anonymous(this="REPLACE", expressions=[
@@ -104,6 +105,31 @@ def parse_expr(name: str, typ: pa.DataType, mapping: InputMapping | None) -> exp
         day = exp.TryCast(this=text, to=exp.DataType.build("DATE"))
         return exp.Case(ifs=[exp.If(this=shape, true=day)])
     return text
+
+
+def _exact_value(name: str, typ: pa.DataType, given: pa.DataType) -> exp.Expression | None:
+    """The value of a column the file gives typed (`given`) as canonical type `typ`, where
+    no text is needed: null when it does not fit (a decimal past the precision)."""
+    value = _col(name)
+    if pa.types.is_decimal(typ) and pa.types.is_decimal(given):
+        fitted = exp.TryCast(this=value, to=_sql_type(typ))
+        if given.scale <= typ.scale:
+            return fitted
+        # More places in the type than the column keeps: fine while they are zeros.
+        return exp.Case(ifs=[exp.If(this=exp.EQ(this=fitted.copy(), expression=value.copy()),
+                                    true=fitted)])
+    if pa.types.is_integer(typ) and pa.types.is_integer(given):
+        return exp.TryCast(this=value, to=_sql_type(typ))
+    if (pa.types.is_boolean(typ) and pa.types.is_boolean(given)) or (
+            pa.types.is_date(typ) and pa.types.is_date32(given)):
+        return value
+    return None
+
+
+def _given_text(name: str) -> exp.Expression:
+    """The text of a typed value, as ingest shows it (decimals with every place, ISO
+    dates, true/false)."""
+    return exp.cast(_col(name), "VARCHAR")
 
 
 def _parse_reason(typ: pa.DataType, mapping: InputMapping | None) -> str:
@@ -222,15 +248,17 @@ def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
 
 
 def row_checks(table: str, present: list[str], mapping: InputMapping | None,
-               ruleset: RuleSet) -> list[Check]:
-    """Every check of one input table's rows, in column order."""
+               ruleset: RuleSet, typed: dict[str, pa.DataType] | None = None) -> list[Check]:
+    """Every check of one input table's rows, in column order. `typed`: the columns the
+    file gives typed, which no text format of the client's applies to."""
     schema = tables.INPUTS[table]
     out: list[Check] = []
     for f in schema:
         if f.name in present and not pa.types.is_string(f.type):
             parsed_ok = exp.or_(exp.Is(this=_col(_raw(f.name)), expression=exp.null()),
                                 exp.not_(exp.Is(this=_col(f.name), expression=exp.null())))
-            out.append(Check(f.name, parsed_ok, _parse_reason(f.type, mapping)))
+            written = None if typed and f.name in typed else mapping
+            out.append(Check(f.name, parsed_ok, _parse_reason(f.type, written)))
         if not f.nullable:  # a value that is there but does not parse is reported above
             given = [exp.not_(exp.Is(this=_col(n), expression=exp.null()))
                      for n in (f.name, _raw(f.name))]
@@ -250,16 +278,22 @@ def _computed(mapping: InputMapping | None, ruleset: RuleSet,
     return out
 
 
-def _select_typed(raw_name: str, table: str, present: list[str],
-                  mapping: InputMapping | None) -> exp.Select:
-    """Raw text to typed canonical columns (absent optional ones as typed nulls)."""
+def _select_typed(raw_name: str, table: str, present: list[str], mapping: InputMapping | None,
+                  typed: dict[str, pa.DataType], file: exp.Expression) -> exp.Select:
+    """Raw columns to typed canonical columns (absent optional ones as typed nulls), each
+    with its raw value as __raw_<name>: the text, or the value of a typed column."""
     schema = tables.INPUTS[table]
-    cols: list[exp.Expression] = [_col(FILE), _col(ROW)]
+    cols: list[exp.Expression] = [exp.alias_(file, FILE, quoted=True), _col(ROW)]
     for f in schema:
         sql_type = _sql_type(f.type)
-        if f.name in present:
-            cols.append(exp.alias_(exp.cast(parse_expr(f.name, f.type, mapping), sql_type),
-                                   f.name, quoted=True))
+        if f.name in typed:  # typed in the file: read as it is, or else as its text
+            value = _exact_value(f.name, f.type, typed[f.name]) or parse_expr(
+                _given_text(f.name), f.type, None)
+            cols.append(exp.alias_(exp.cast(value, sql_type), f.name, quoted=True))
+            cols.append(exp.alias_(_col(f.name), _raw(f.name), quoted=True))
+        elif f.name in present:
+            cols.append(exp.alias_(exp.cast(parse_expr(_text(f.name), f.type, mapping),
+                                            sql_type), f.name, quoted=True))
             cols.append(exp.alias_(_text(f.name), _raw(f.name), quoted=True))
         else:
             cols.append(exp.alias_(exp.cast(exp.null(), sql_type), f.name, quoted=True))
@@ -321,15 +355,21 @@ def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
 
 
 def checked_query(source: str, table: str, present: list[str], mapping: InputMapping | None,
-                  ruleset: RuleSet, as_of: dt.date | None = None) -> exp.Select:
-    """The one statement that types and checks a raw table `source` of `table`.
+                  ruleset: RuleSet, as_of: dt.date | None = None,
+                  typed: dict[str, pa.DataType] | None = None,
+                  file_name: str | None = None) -> exp.Select:
+    """The one statement that types and checks a raw table `source` of `table`, read
+    from the file `file_name` (`:file` when not known); `typed`: the present columns the
+    file gives typed rather than as text.
 
     Its rows are every input row with the typed canonical columns and, for a bad
     row, __col/__val/__why naming the first bad column, its text and every problem.
     """
-    checks = row_checks(table, present, mapping, ruleset)
-    typed = _select_typed(source, table, present, mapping)
-    query = _with_computed(typed, _computed(mapping, ruleset, as_of), table)
+    typed = {n: t for n, t in (typed or {}).items() if n in present}
+    checks = row_checks(table, present, mapping, ruleset, typed)
+    file = exp.Placeholder(this="file") if file_name is None else exp.Literal.string(file_name)
+    rows = _select_typed(source, table, present, mapping, typed, file)
+    query = _with_computed(rows, _computed(mapping, ruleset, as_of), table)
     keys = tables.INPUT_KEYS.get(table, ())
     if keys:
         query = _with_firsts(query, keys)
@@ -350,13 +390,13 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
     name = f"raw_{table}"
     for ref_name, ref_table in reference_tables().items():
         executor.register(ref_name, ref_table)
-    executor.register(name, raw.append_column(FILE, pa.array([file_name] * raw.num_rows,
-                                                              pa.string())))
+    executor.register(name, raw)
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
+    typed = {f.name: f.type for f in raw.schema if exact(f.type)}
     accepted, rejects = [], []
     try:  # batch by batch: the checked rows (typed and raw text) are never all held at once
         for batch in executor.stream(checked_query(name, table, present, mapping, ruleset,
-                                                   as_of)):
+                                                   as_of, typed, file_name)):
             accepted.append(_accepted(batch, table))
             rejects.append(_rejects(batch))
     finally:
@@ -380,7 +420,8 @@ def _reject_columns(items: list[Check], keys: tuple[str, ...]) -> list[exp.Expre
     bad = [exp.not_(_col(f"__ok{i}")) for i in range(len(items))]
     first_col = exp.Case(ifs=[exp.If(this=b, true=exp.Literal.string(c.column))
                               for b, c in zip(bad, items, strict=True)])
-    first_val = exp.Case(ifs=[exp.If(this=b.copy(), true=_col(_raw(c.column)))
+    first_val = exp.Case(ifs=[exp.If(this=b.copy(), true=exp.cast(_col(_raw(c.column)),
+                                                                   "VARCHAR"))
                               for b, c in zip(bad, items, strict=True)])
     reasons = [exp.Case(ifs=[exp.If(this=b.copy(), true=_reason(c, keys))])
                for b, c in zip(bad, items, strict=True)]

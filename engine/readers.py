@@ -1,8 +1,10 @@
-"""Drop files to raw Arrow tables of text, with exact 1-based row numbers.
+"""Drop files to raw Arrow tables, with exact 1-based row numbers.
 
 Every reader returns a `RawTable`: every column as text (typing is the
 validator's job, so one bad value rejects one row, not the file), a `__row`
-column, and the rows that could not even be split into columns.
+column, and the rows that could not even be split into columns. A Parquet column
+of a type SQL holds exactly (decimal, date, integer, boolean) stays typed: the
+checks read it as it is, and show its text only for a rejected row.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Broken:
 @dataclass
 class RawTable:
     path: Path
-    table: pa.Table  # text columns as named in the file, plus __row
+    table: pa.Table  # columns as named in the file (text or exact types), plus __row
     broken: list[Broken] = field(default_factory=list)
     problem: str | None = None  # a whole-file problem (every row is rejected for it)
     types: dict[str, pa.DataType] = field(default_factory=dict)  # a typed file's own types
@@ -259,7 +261,8 @@ def _json_text(value: object) -> str | None:
 
 
 def read_parquet(path: Path) -> RawTable:
-    """Parquet: typed columns become their exact text (decimals, ISO dates)."""
+    """Parquet: decimals, dates, integers and booleans as they are; other typed columns
+    as their exact text (a timestamp at midnight as its date)."""
     if path.stat().st_size == 0:
         return RawTable(path, _text_table([], [], []), problem="the file is empty (no rows)")
     try:
@@ -275,7 +278,7 @@ def read_parquet(path: Path) -> RawTable:
     if bad:
         keep = pa.array([i not in bad for i in range(table.num_rows)])
         table, numbers = table.filter(keep), numbers.filter(keep)
-    arrays = [_as_text(table.column(i)) for i in range(table.num_columns)]
+    arrays = [_as_read(table.column(i)) for i in range(table.num_columns)]
     types = {f.name: f.type for f in table.schema}
     return RawTable(path, pa.table([*arrays, numbers], names=[*table.column_names, ROW]),
                     sorted(broken, key=lambda b: b.row_number), types=types)
@@ -316,10 +319,19 @@ def _bad_text_rows(table: pa.Table) -> dict[int, str]:
     return bad
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A typed column as the text ingest checks: decimals exact, dates ISO, a timestamp
-    at midnight as its date, nested values as JSON (which no canonical column accepts)."""
+def exact(typ: pa.DataType) -> bool:
+    """A type that SQL holds exactly and the checks read as it is."""
+    return (pa.types.is_decimal128(typ) or pa.types.is_date32(typ)
+            or pa.types.is_integer(typ) or pa.types.is_boolean(typ))
+
+
+def _as_read(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as ingest checks it: text, or of an `exact` type as it is. Other types
+    become text: a timestamp at midnight as its date, nested values as JSON (which no
+    canonical column accepts)."""
     typ = column.type
+    if exact(typ):
+        return column
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return column.cast(pa.string())
     if pa.types.is_timestamp(typ):

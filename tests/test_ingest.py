@@ -182,6 +182,42 @@ def test_parquet_typed_and_text_columns(client_dir, drop_dir):
                                  "to_currency: not an ISO 4217 currency code")]
 
 
+def test_parquet_typed_values_are_read_as_they_are_not_as_text(client_dir, drop_dir):
+    """Typed decimals, dates and integers need no text format: the client's decimal comma
+    and date format are for text. A rejected typed value shows as its text."""
+    mapping = 'inputs:\n  payments:\n    decimal_comma: true\n    date_format: "%d.%m.%Y"\n'
+    payments = pa.table({
+        "payment_id": pa.array([101, 102, 103, 104, 105], pa.int64()),  # a text column
+        "received_on": pa.array([dt.date(2026, 3, 1), dt.date(2026, 3, 1),
+                                 dt.date(1850, 1, 1), None, dt.date(2026, 3, 1)], pa.date32()),
+        "amount": pa.array([Decimal("1.234"), Decimal("-0.5"), Decimal("7"), Decimal("2"),
+                            Decimal("1234.5")], pa.decimal128(12, 3)),
+        "currency": ["EUR"] * 5})
+    rates = pa.table({  # more places than the canonical DECIMAL(18,8), fine while zeros
+        "rate_date": pa.array([dt.date(2026, 3, 1)] * 2, pa.date32()),
+        "from_currency": ["EUR", "EUR"], "to_currency": ["USD", "CHF"],
+        "rate": pa.array([Decimal("1.5"), Decimal("0.1234567891")], pa.decimal128(12, 10))})
+    files = {}
+    for name, table in (("payments__parquet", payments), ("fx_rates__parquet", rates)):
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        files[name] = buffer.getvalue()
+    result = _ingest(client_dir(mapping), drop_dir(**files))
+    assert result.tables["payments"].select(["payment_id", "received_on", "amount"]).to_pylist() \
+        == [{"payment_id": "105", "received_on": dt.date(2026, 3, 1), "amount": Decimal("1234.5")}]
+    assert result.tables["fx_rates"].column("rate").to_pylist() == [Decimal("1.5")]
+    cents = ("amount: more decimal places than the currency has (an amount of money is a whole "
+             "number of cents, or of the currency's minor unit)")
+    assert _rejects(result) == [
+        ("fx_rates.parquet", 2, "rate", "0.1234567891",
+         "rate: not a decimal number with a decimal point and at most 8 decimal places"),
+        ("payments.parquet", 1, "amount", "1.234", cents),
+        ("payments.parquet", 2, "amount", "-0.500", "amount: must be greater than zero"),
+        ("payments.parquet", 3, "received_on", "1850-01-01",
+         "received_on: not a plausible date (a year between 1900 and 2199)"),
+        ("payments.parquet", 4, "received_on", None, "received_on: a value is required")]
+
+
 def test_table_given_in_two_formats_is_refused(client_dir, drop_dir):
     drop = drop_dir(customers__csv=CUSTOMERS_CSV, customers__jsonl="")
     with pytest.raises(DropRefused, match="customers is given twice"):
