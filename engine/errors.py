@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +32,7 @@ class SourceRef:
     @property
     def rule_ref(self) -> str:
         """The short `file:line` printed in output rows (`tax.yaml:14`)."""
-        return f"{Path(self.file).name}:{self.line}"
+        return f"{os.path.basename(self.file)}:{self.line}"  # often: a row each
 
 
 

@@ -46,11 +46,14 @@ def exceptions_table(problems: list[Problem], run_id: str) -> pa.Table:
     """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order."""
     ordered = sorted(problems, key=lambda p: (STAGES.index(p.stage), p.entity_type or "",
                                               p.entity_id or "", p.code, p.message))
-    rows = [{
-        "exception_id": f"{run_id}-{i:06d}", "severity": p.severity, "code": p.code,
-        "stage": p.stage, "entity_type": p.entity_type, "entity_id": p.entity_id,
-        "message": p.message, "rule_id": p.rule_id, "rule_ref": p.rule_ref,
-        "details": json.dumps(p.details, sort_keys=True, default=str) if p.details else None,
-        "run_id": run_id,
-    } for i, p in enumerate(ordered, 1)]
-    return pa.Table.from_pylist(rows, schema=tables.OUTPUTS["exceptions"])
+    columns = {
+        "exception_id": [f"{run_id}-{i:06d}" for i in range(1, len(ordered) + 1)],
+        **{name: [getattr(p, name) for p in ordered] for name in (
+            "severity", "code", "stage", "entity_type", "entity_id", "message", "rule_id",
+            "rule_ref")},
+        "details": [json.dumps(p.details, sort_keys=True, default=str) if p.details else None
+                    for p in ordered],
+        "run_id": [run_id] * len(ordered),
+    }
+    schema = tables.OUTPUTS["exceptions"]
+    return pa.table([pa.array(columns[f.name], f.type) for f in schema], schema=schema)

@@ -222,6 +222,8 @@ def test_numbering_continues_after_the_opening_items_of_the_same_year(tmp_path):
                 "invoice_date": "2026-01-10", "due_date": "2026-02-09", "currency": "EUR",
                 "amount_open": "10.00"} for n in (7, 41)]
     opening.append({**opening[0], "invoice_id": "T-2025-0099", "invoice_date": "2025-12-01"})
+    opening += [{**opening[0], "invoice_id": i} for i in ("T-2026-0A99", "T-2026-", "XT-2026-0077",
+                                                          "T-2026-0088-B")]  # not numbers of ours
     assert s.night("2026-03-02", customers=[CUSTOMER], transactions=[line("T1", "1", "1")],
                    opening_items=opening) == 0
     assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0042"]

@@ -105,6 +105,40 @@ def test_three_nights_in_a_row_and_identical_runs_give_identical_bytes(tmp_path)
     assert tables_a == tables_b and len(tables_a) == 9 * len(NIGHTS)  # 9 tables a night
 
 
+def test_a_state_from_before_version_3_is_migrated_and_runs_on_the_same(tmp_path):
+    """Version 3 dropped processed_ids' key index: an older state is rebuilt without it,
+    keeps every id, and its next night gives the same outputs as a state made new."""
+    for state in ("old", "new"):
+        assert _run(NORDWIND, NIGHTS[0], tmp_path / state) == 0
+    con = duckdb.connect(str(tmp_path / "old" / "state.duckdb"))
+    con.execute("CREATE TABLE keyed (kind VARCHAR, id VARCHAR, as_of DATE NOT NULL, "
+                "run_id VARCHAR NOT NULL, PRIMARY KEY (kind, id))")
+    con.execute("INSERT INTO keyed SELECT * FROM processed_ids")
+    con.execute("DROP TABLE processed_ids")
+    con.execute("ALTER TABLE keyed RENAME TO processed_ids")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    for state in ("old", "new"):
+        assert _run(NORDWIND, NIGHTS[1], tmp_path / state) == 0
+    second = {state: {k: v for k, v in _tree(tmp_path / state / "out").items()
+                      if k.endswith(".parquet") and NIGHTS[1].name in k}
+              for state in ("old", "new")}
+    assert second["old"] == second["new"] and len(second["old"]) == 9
+
+    def ledger(state: str) -> tuple:
+        con = duckdb.connect(str(tmp_path / state / "state.duckdb"), read_only=True)
+        try:
+            return (con.sql("SELECT * FROM processed_ids ORDER BY ALL").fetchall(),
+                    con.sql("SELECT constraint_type FROM duckdb_constraints() "
+                            "WHERE table_name = 'processed_ids' ORDER BY ALL").fetchall(),
+                    con.sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
+        finally:
+            con.close()
+
+    assert ledger("old")[0] and ledger("old") == ledger("new")
+    assert ledger("old")[1:] == ([("NOT NULL",)] * 4, [("3",)])
+
+
 def test_bad_rules_stop_before_the_drop_is_read(tmp_path, client_dir, capsys):
     rules = client_dir()
     (rules / "client.yaml").write_text((rules / "client.yaml").read_text().replace(

@@ -126,10 +126,11 @@ def _render_markers(dialect: str):
 
 def to_sql(expression: exp.Expression, dialect: str = "duckdb", pretty: bool = False) -> str:
     """The one edge where trees become SQL text, with our markers rendered for `dialect`."""
-    rendered = expression.copy()
+    rendered = expression
     while any(n.name in (_DIV, _ROUND_EVEN) for n in rendered.find_all(exp.Anonymous)):
-        rendered = rendered.transform(_render_markers(dialect))  # outer markers first
-    return rendered.sql(dialect=dialect, pretty=pretty)
+        rendered = rendered.transform(_render_markers(dialect))  # outer markers first (a copy)
+    # The generator may change the tree it renders: it gets a copy, made once.
+    return rendered.sql(dialect=dialect, pretty=pretty, copy=rendered is expression)
 
 
 class Compiler:

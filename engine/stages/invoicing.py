@@ -35,7 +35,7 @@ from engine.stages.sql import (
     MAX_AMOUNT,
     Statement,
     number_expr,
-    number_pattern,
+    number_parts,
     round_minor,
     template,
     trunc_minor,
@@ -192,6 +192,15 @@ class Invoiced:
 LINES = sql_text.LINES  # the invoice lines, in document order
 
 
+# The highest sequence among the opening items numbered `before` digits `after`.
+_HIGHEST_OPENING = """
+SELECT max(TRY_CAST(seq AS BIGINT)) FROM (  -- a longer number can never be one of ours
+  SELECT substr(invoice_id, ?3, length(invoice_id) - ?4) AS seq FROM state.open_items
+  WHERE item_type = 'opening' AND starts_with(invoice_id, ?1) AND ends_with(invoice_id, ?2)
+    AND length(invoice_id) > ?4)
+WHERE regexp_full_match(seq, '[0-9]+')"""
+
+
 def sequences(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Sequences:
     """The last number used this year per document type; on a series' first use,
     the highest number of the same pattern and year among the opening items."""
@@ -204,10 +213,10 @@ def sequences(executor: Executor, ruleset: RuleSet, as_of: dt.date) -> Sequences
         if rows:
             last[series] = rows[0][0]
             continue
-        pattern = number_pattern(fmt, year)
-        ids = executor.query("SELECT invoice_id FROM state.open_items WHERE item_type = 'opening'")
-        found = [int(m.group(1)) for (i,) in ids if (m := pattern.match(i))]
-        last[series] = max(found, default=0)
+        before, _width, after = number_parts(fmt, year)
+        rows = executor.query(_HIGHEST_OPENING, [before, after, len(before) + 1,
+                                                len(before) + len(after)])
+        last[series] = rows[0][0] or 0
     return Sequences(year, last["invoice"], last["credit_note"])
 
 

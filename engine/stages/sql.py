@@ -105,12 +105,6 @@ def number_parts(fmt: str, year: int | None) -> tuple[str, int, str]:
     return text[:match.start()], int(match.group(1) or 0), text[match.end():]
 
 
-def number_pattern(fmt: str, year: int) -> re.Pattern[str]:
-    """A regex that matches numbers of `fmt` in `year`, capturing the sequence."""
-    before, _width, after = number_parts(fmt, year)
-    return re.compile("^" + re.escape(before) + r"(\d+)" + re.escape(after) + "$")
-
-
 def number_expr(fmt: str, year: int | None, seq: exp.Expression) -> exp.Expression:
     """The document number of sequence `seq`, as SQL: prefix || lpad(seq) || suffix."""
     before, width, after = number_parts(fmt, year)
