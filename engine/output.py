@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ def with_run_id(table: pa.Table, schema: pa.Schema, run_id: str) -> pa.Table:
     columns["run_id"] = run
     return pa.table([columns[f.name] for f in schema], schema=schema)
 
+
+PENDING = 2  # pieces given to the writing thread and not yet written
 
 PARQUET = {"compression": "zstd", "use_dictionary": False, "write_statistics": False,
            "store_schema": True}  # fixed settings, so the bytes repeat
@@ -50,9 +54,10 @@ class Staged:
 
     A table is let go once written, so a night never holds all its outputs at once. A
     big table is written in pieces as they are read; a table made in pieces over several
-    stages (the journal) is appended to one open writer, closed by `close_parts`. With
-    `keep` the tables stay readable in memory too (`ruledger explain` reads them before
-    the commit).
+    stages (the journal) is appended to one open writer, closed by `close_parts`. The
+    files are encoded and written on a thread of their own, in order, while the night's
+    queries go on. With `keep` the tables stay readable in memory too (`ruledger explain`
+    reads them before the commit).
     """
 
     def __init__(self, folder: Path, fmt: str, keep: bool = False):
@@ -60,6 +65,27 @@ class Staged:
         self.rows: dict[Path, int] = {}  # every file written, in order, with its rows
         self.kept: dict[str, pa.Table] = {}
         self.open: dict[str, tuple[Path, Any, int]] = {}  # name -> (path, writer, rows)
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ruledger-write")
+        self._pending: deque[Future] = deque()
+
+    def _submit(self, write: Callable[..., Any], *args: Any) -> None:
+        """A write done on one thread beside the night's queries, in the order given. At
+        most PENDING wait, so a slow disk holds the run back rather than filling memory;
+        a write that failed raises here, or at `wait`."""
+        while self._pending and (len(self._pending) >= PENDING or self._pending[0].done()):
+            self._pending.popleft().result()
+        self._pending.append(self._writes.submit(write, *args))
+
+    def wait(self) -> None:
+        """Every write given so far done (raising the first that failed)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def stop(self) -> None:
+        """A failed night: the writes under way end (their errors are the night's least
+        concern), so the staging folder can be removed."""
+        self._writes.shutdown(cancel_futures=True)
+        self._pending.clear()
 
     def put(self, name: str, table: pa.Table | Iterable[pa.Table]) -> None:
         """Table `name`, whole or in pieces (each written as it comes; an empty table is
@@ -71,7 +97,7 @@ class Staged:
     def append(self, name: str, table: pa.Table) -> None:
         """A piece of table `name`; pieces are written in the order given."""
         path, writer, rows = self._open(name, table.schema)
-        writer.write_table(table)
+        self._submit(writer.write_table, table)
         self.open[name] = (path, writer, rows + table.num_rows)
         if self.keep:
             self.kept[name] = pa.concat_tables([self.kept[name], table])
@@ -88,7 +114,7 @@ class Staged:
 
     def _close(self, name: str) -> None:
         path, writer, rows = self.open.pop(name)
-        writer.close()
+        self._submit(writer.close)
         self.rows[path] = rows
 
     def page(self, name: str, pieces: Iterable[str], rows: int) -> None:
@@ -106,6 +132,8 @@ class Staged:
     def finish(self, manifest: dict[str, Any]) -> None:
         """Every file's sha256 and rows into the manifest, then the manifest written."""
         self.close_parts()
+        self.wait()
+        self._writes.shutdown()
         for path, rows in self.rows.items():
             manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": rows}
         write_manifest(self.folder, manifest)

@@ -264,6 +264,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         except BaseException:
             with suppress(duckdb.Error):  # a COMMIT that failed has ended the transaction
                 executor.execute("ROLLBACK")
+            staged.stop()
             safety.abandon(intent)
             safety.drop_state(next_before)
             raise

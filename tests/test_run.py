@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,6 +185,25 @@ def test_a_failure_while_writing_leaves_outputs_and_state_as_they_were(tmp_path,
     monkeypatch.undo()
     assert _run(NORDWIND, NIGHTS[1], tmp_path) == 0
     assert len(_runs(tmp_path)) == 2
+
+
+def test_a_write_that_fails_on_the_writing_thread_fails_the_night(tmp_path, monkeypatch):
+    """Output files are written on a thread of their own: its failure still stops the
+    night before the commit, and leaves nothing behind."""
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    before_out, before_runs = _tree(tmp_path / "out"), _runs(tmp_path)
+    written = []
+
+    def full_disk(self, table, *args, **kwargs):
+        written.append(threading.current_thread().name)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 4
+    assert written and written[0].startswith("ruledger-write")
+    assert _tree(tmp_path / "out") == before_out and _runs(tmp_path) == before_runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out", "state.duckdb", "state.duckdb.lock"]
 
 
 def test_a_failed_commit_leaves_outputs_and_state_as_they_were(tmp_path, monkeypatch):

@@ -22,28 +22,32 @@ from engine.config.ruleset import RuleSet
 from engine.stages.sql import glob_like, template
 
 INVOICE_ENTRIES = """
-WITH lines AS (
-  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, l.product_code,
-         l.tax_code, l.net_amount, l.tax_amount, l.rule_id, l.rule_ref
-  FROM inv_lines_final AS l
-  JOIN inv_heads AS h ON h.customer_id = l.customer_id AND h.currency = l.currency
-                     AND h.po_key = l.po_key
+WITH revenue AS (  -- the lines summed per invoice key first: the heads join the sums
+  SELECT customer_id, currency, po_key, account, rule_id, rule_ref, sum(net_amount) AS amount
+  FROM (SELECT customer_id, currency, po_key, net_amount, :revenue_account AS account,
+               :revenue_rule AS rule_id, :revenue_ref AS rule_ref FROM inv_lines_final)
+  GROUP BY customer_id, currency, po_key, account, rule_id, rule_ref
+), tax AS (
+  SELECT customer_id, currency, po_key, tax_code, rule_id, rule_ref, sum(tax_amount) AS amount
+  FROM inv_lines_final
+  GROUP BY customer_id, currency, po_key, tax_code, rule_id, rule_ref
 ), sides AS (
   SELECT invoice_id, document_type, customer_id, currency, 1 AS part, :ar_account AS account,
          gross_amount AS amount, :ar_rule AS rule_id, :ar_ref AS rule_ref,
          'receivable ' || invoice_id AS memo
   FROM inv_heads
   UNION ALL
-  SELECT invoice_id, document_type, customer_id, currency, 2, account, -sum(net_amount),
-         rule_id, rule_ref, 'revenue ' || invoice_id
-  FROM (SELECT * EXCLUDE (rule_id, rule_ref), :revenue_account AS account,
-               :revenue_rule AS rule_id, :revenue_ref AS rule_ref FROM lines)
-  GROUP BY invoice_id, document_type, customer_id, currency, account, rule_id, rule_ref
+  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, 2, r.account, -r.amount,
+         r.rule_id, r.rule_ref, 'revenue ' || h.invoice_id
+  FROM revenue AS r
+  JOIN inv_heads AS h ON h.customer_id = r.customer_id AND h.currency = r.currency
+                     AND h.po_key = r.po_key
   UNION ALL
-  SELECT invoice_id, document_type, customer_id, currency, 3, :tax_account, -sum(tax_amount),
-         rule_id, rule_ref, 'tax ' || tax_code || ' ' || invoice_id
-  FROM lines
-  GROUP BY invoice_id, document_type, customer_id, currency, tax_code, rule_id, rule_ref
+  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, 3, :tax_account, -t.amount,
+         t.rule_id, t.rule_ref, 'tax ' || t.tax_code || ' ' || h.invoice_id
+  FROM tax AS t
+  JOIN inv_heads AS h ON h.customer_id = t.customer_id AND h.currency = t.currency
+                     AND h.po_key = t.po_key
 )
 SELECT 'JE-' || invoice_id AS entry_id,
        row_number() OVER (PARTITION BY invoice_id ORDER BY part, account, rule_id) AS line_no,
