@@ -50,7 +50,7 @@ def template(text: str, **subs: exp.Expression | str | int | dt.date | None) -> 
             return trees[node.name].copy()
         return node
 
-    return _parsed(text).copy().transform(put)
+    return _parsed(text).transform(put)  # a copy: the parsed tree is cached
 
 
 def _by_minor(minor: exp.Expression, build) -> exp.Expression:
