@@ -29,6 +29,9 @@ ENGINE_CODES: dict[str, tuple[str, ...]] = {
 }
 
 
+_DETAILS = json.JSONEncoder(sort_keys=True, default=str)  # one encoder for every row
+
+
 @dataclass(frozen=True)
 class Problem:
     severity: str  # info, warning, error
@@ -51,8 +54,7 @@ def exceptions_table(problems: list[Problem], run_id: str) -> pa.Table:
         **{name: [getattr(p, name) for p in ordered] for name in (
             "severity", "code", "stage", "entity_type", "entity_id", "message", "rule_id",
             "rule_ref")},
-        "details": [json.dumps(p.details, sort_keys=True, default=str) if p.details else None
-                    for p in ordered],
+        "details": [_DETAILS.encode(p.details) if p.details else None for p in ordered],
         "run_id": [run_id] * len(ordered),
     }
     schema = tables.OUTPUTS["exceptions"]

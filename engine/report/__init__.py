@@ -62,7 +62,8 @@ def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str,
     filters = [(name, sorted({v for v in by_name[name] if v})) for name in FILTERS]
     return _template().generate(
         client=ruleset.client.id, as_of=as_of, run_id=run_id, rules_digest=ruleset.digest,
-        rows=_rows_html(exceptions, customers, ruleset), filters=filters,
+        rows=_rows_html(exceptions, customers, ruleset), row_count=exceptions.num_rows,
+        filters=filters,
         counts=[{"code": c, "severity": s, "count": n} for (c, s), n in sorted(
             counts.items(), key=lambda kv: (_SEVERITY_ORDER.get(kv[0][1], 9), kv[0][0]))])
 
@@ -94,10 +95,14 @@ def _rule_cell(ruleset: RuleSet, rule_ref: str | None, rule_id: str | None) -> s
     return cell
 
 
+ROWS_PER_PIECE = 1000
+
+
 def _rows_html(exceptions: pa.Table, customers: list[str | None],
                ruleset: RuleSet) -> list[Markup]:
-    """Each exception's table row, every value escaped. Written here rather than in the
-    template, and escaped a column at a time: a night can have tens of thousands of rows."""
+    """The exceptions' table rows, every value escaped, joined ROWS_PER_PIECE to a piece.
+    Written here rather than in the template, and escaped a column at a time: a night can
+    have tens of thousands of rows."""
     col = {name: _escaped(exceptions.column(name)) for name in (
         "exception_id", "severity", "code", "stage", "entity_type", "entity_id", "message")}
     col["customer"] = _escaped(pa.array(customers, pa.string()))
@@ -108,7 +113,7 @@ def _rows_html(exceptions: pa.Table, customers: list[str | None],
         if key not in rules:
             rules[key] = _rule_cell(ruleset, *key)
         cells.append(rules[key])
-    return [Markup(
+    rows = [
         f'  <tr data-severity="{sev}" data-code="{code}" data-stage="{stage}" '
         f'data-customer="{customer}">\n'
         f"    <td><code>{eid}</code></td>\n"
@@ -119,6 +124,8 @@ def _rows_html(exceptions: pa.Table, customers: list[str | None],
         f"    <td>{customer}</td>\n"
         f"    <td>{message}</td>\n"
         f"    <td>{rule}</td>\n"
-        "  </tr>\n") for eid, sev, code, stage, etype, entity, message, customer, rule in zip(
+        "  </tr>\n" for eid, sev, code, stage, etype, entity, message, customer, rule in zip(
         col["exception_id"], col["severity"], col["code"], col["stage"], col["entity_type"],
         col["entity_id"], col["message"], col["customer"], cells, strict=True)]
+    return [Markup("".join(rows[i:i + ROWS_PER_PIECE]))
+            for i in range(0, len(rows), ROWS_PER_PIECE)]

@@ -28,6 +28,9 @@ LEFT JOIN state.customers AS customer ON customer.customer_id = t.customer_id
 JOIN currencies AS cur ON cur.code = t.currency
 """
 
+# `alloc_rank` is the allocation order of a customer's items. Ranks are only ever compared
+# within one payment, whose items are always one customer's, so they are numbered per
+# customer: windows over partitions run in parallel, one over every item does not.
 ITEMS = """
 CREATE OR REPLACE TEMP TABLE cash_items AS
 SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.due_date,
@@ -38,7 +41,8 @@ SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.d
        CASE WHEN o.item_type IN ('invoice', 'opening') THEN :discount ELSE 0 END AS discount,
        o.invoice_date + :discount_days AS discount_until,
        :component AS component,
-       row_number() OVER (ORDER BY :component, o.due_date, o.invoice_id) AS alloc_rank
+       row_number() OVER (PARTITION BY o.customer_id
+                          ORDER BY :component, o.due_date, o.invoice_id) AS alloc_rank
 FROM state.open_items AS o
 LEFT JOIN state.disputes AS d ON d.invoice_id = o.invoice_id
 JOIN currencies AS cur ON cur.code = o.currency
