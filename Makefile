@@ -37,8 +37,9 @@ browser:
 
 # ruledger on generated drops (samples/generate.py) next to an I/O floor; see the README.
 BENCH_SIZES ?= 100000,1000000
+BENCH_REPEAT ?= 3
 bench: $(STAMP)
-	$(BIN)/python samples/bench.py --sizes $(BENCH_SIZES)
+	$(BIN)/python samples/bench.py --sizes $(BENCH_SIZES) --repeat $(BENCH_REPEAT)
 
 # One client night after night on one state file, a night every 12 days (a year at 30
 # nights): is night 30 slower than night 1 by more than its open items? samples/bench_history.py

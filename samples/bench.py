@@ -1,7 +1,7 @@
 """`make bench`: `ruledger run` on a generated drop, next to hand-written SQL and I/O.
 
     python samples/bench.py [--sizes 100000,1000000] [--seed 1] [--work DIR]
-                            [--memory-limit SIZE]
+                            [--memory-limit SIZE] [--repeat 3]
 
 For each size it generates one night with `samples/generate.py` (kept in WORK and
 reused when the same size and seed are asked again), then runs, each as a child
@@ -16,7 +16,9 @@ memory of that child):
   in one DuckDB connection;
 - `ruledger`: the full `ruledger run` from an empty state.
 
-Each run writes into its own folder WORK/synth-<size>-<seed>/run/<name>/. It prints
+Each run writes into its own folder WORK/synth-<size>-<seed>/run/<name>/. The three are
+run `--repeat` times, in turn (floor, sql, ruledger, floor, ...), so that a busy moment
+of the machine falls on all of them; each figure is the median of its runs. It prints
 one table with each run's wall time over the SQL baseline's and over the floor's.
 `--memory-limit` is given to DuckDB in the SQL baseline and in the ruledger run.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +59,12 @@ def measure(command: list[str], log: Path) -> Figures:
     child.returncode = os.waitstatus_to_exitcode(status)
     return Figures(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
                    child.returncode)
+
+
+def median(runs: list[Figures]) -> Figures:
+    """Each figure the median of the runs' (the runs all succeeded)."""
+    return Figures(*(statistics.median(getattr(f, name) for f in runs)
+                     for name in ("wall", "cpu", "peak_mib")), exit_code=0)
 
 
 def generate_once(folder: Path, *arguments: object) -> Path:
@@ -121,19 +130,24 @@ def commands(folder: Path, scratch: Path, memory_limit: str | None) -> dict[str,
     }
 
 
-def run(sizes: list[int], seed: int, work: Path, memory_limit: str | None) -> list[tuple]:
-    """(lines, run, wall s, CPU s, peak MiB, wall / sql, wall / floor) of every run."""
+def run(sizes: list[int], seed: int, work: Path, memory_limit: str | None,
+        repeat: int = 1) -> list[tuple]:
+    """(lines, run, wall s, CPU s, peak MiB, wall / sql, wall / floor) of every run, each
+    figure the median of `repeat` runs."""
     rows = []
     for size in sizes:
         folder = generated(work, size, seed)
         scratch = folder / "run"
-        results = {}
-        for name, command in commands(folder, scratch, memory_limit).items():
-            shutil.rmtree(scratch / name, ignore_errors=True)
-            (scratch / name).mkdir(parents=True)
-            results[name] = measure(command, folder / f"{name}.log")
-            if results[name].exit_code != 0:
-                raise SystemExit(f"{name} failed at {size:,} lines; see {folder}/{name}.log")
+        runs: dict[str, list[Figures]] = {}
+        for _ in range(repeat):
+            for name, command in commands(folder, scratch, memory_limit).items():
+                shutil.rmtree(scratch / name, ignore_errors=True)
+                (scratch / name).mkdir(parents=True)
+                figures = measure(command, folder / f"{name}.log")
+                if figures.exit_code != 0:
+                    raise SystemExit(f"{name} failed at {size:,} lines; see {folder}/{name}.log")
+                runs.setdefault(name, []).append(figures)
+        results = {name: median(figures) for name, figures in runs.items()}
         sql, io = results["sql"], results["floor"]
         for name, f in results.items():
             rows.append((size, name, f.wall, f.cpu, f.peak_mib, f.wall / sql.wall,
@@ -159,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated drops and runs are kept")
     parser.add_argument("--memory-limit",
                         help="DuckDB memory limit of the SQL baseline and the ruledger run")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each, in turn; each figure is their median")
     parser.add_argument("--floor", nargs=2, type=Path, metavar=("DROP", "OUT"),
                         help=argparse.SUPPRESS)  # the floor's own child process
     parser.add_argument("--sql", nargs=3, metavar=("DROP", "OUT", "AS_OF"),
@@ -172,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline(Path(drop), Path(out), as_of, args.memory_limit)
         return 0
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
-    print(table(run(sizes, args.seed, args.work, args.memory_limit)))
+    print(table(run(sizes, args.seed, args.work, args.memory_limit, max(args.repeat, 1))))
+    print(f"\n(each figure the median of {max(args.repeat, 1)} runs)")
     return 0
 
 

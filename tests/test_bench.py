@@ -21,7 +21,7 @@ LINES, SEED = 2000, 3
 def measured(tmp_path_factory) -> tuple[list[tuple], Path]:
     """One bench run at a toy size: its rows, and the folder of the runs' outputs."""
     work = tmp_path_factory.mktemp("bench")
-    rows = bench.run([LINES], seed=SEED, work=work, memory_limit=None)
+    rows = bench.run([LINES], seed=SEED, work=work, memory_limit=None, repeat=2)
     return rows, work / f"synth-{LINES}-{SEED}" / "run"
 
 
@@ -52,6 +52,13 @@ def test_bench_measures_the_floor_the_baseline_and_a_real_run(measured):
     report = bench.table(rows)
     assert "| 2,000 | ruledger |" in report and "| 2,000 | sql |" in report
     assert "| wall / sql | wall / floor |" in report
+
+
+def test_each_figure_is_the_median_of_its_runs():
+    runs = [bench.Figures(3.0, 5.0, 100.0, 0), bench.Figures(1.0, 9.0, 300.0, 0),
+            bench.Figures(2.0, 1.0, 200.0, 0)]
+    assert bench.median(runs) == bench.Figures(2.0, 5.0, 200.0, 0)
+    assert bench.median(runs[:2]) == bench.Figures(2.0, 7.0, 200.0, 0)
 
 
 def test_baseline_writes_every_output_table(outputs):
