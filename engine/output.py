@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 def with_run_id(table: pa.Table, schema: pa.Schema, run_id: str) -> pa.Table:
     """`table` in the output `schema`, with every row's run_id set."""
-    run = pa.array([run_id] * table.num_rows, pa.string())
+    run = pa.repeat(pa.scalar(run_id, pa.string()), table.num_rows)
     columns = {name: table.column(name) for name in table.column_names}
     columns["run_id"] = run
     return pa.table([columns[f.name] for f in schema], schema=schema)
