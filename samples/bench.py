@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         baseline(Path(drop), Path(out), as_of, args.memory_limit)
         return 0
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
-    print(table(run(sizes, args.seed, args.work, args.memory_limit, max(args.repeat, 1))))
-    print(f"\n(each figure the median of {max(args.repeat, 1)} runs)")
+    repeat = max(args.repeat, 1)
+    print(table(run(sizes, args.seed, args.work, args.memory_limit, repeat)))
+    print("\n(one run each)" if repeat == 1 else f"\n(each figure the median of {repeat} runs)")
     return 0
 
 
