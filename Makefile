@@ -25,7 +25,7 @@ run: $(STAMP)
 	  done; \
 	done
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
 
 # The exception report is tested in Debian's headless chromium: installed here when

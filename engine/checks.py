@@ -126,6 +126,14 @@ def _exact_value(name: str, typ: pa.DataType, given: pa.DataType) -> exp.Express
     return None
 
 
+def _typed_format(typ: pa.DataType, given: pa.DataType,
+                  mapping: InputMapping | None) -> InputMapping | None:
+    """The client's text format that applies to a column the file gives typed: a date
+    written as a whole number (20260301) reads with the client's `date_format`; other
+    typed values are written as SQL writes them (a decimal point, ISO dates)."""
+    return mapping if pa.types.is_date(typ) and pa.types.is_integer(given) else None
+
+
 def _given_text(name: str) -> exp.Expression:
     """The text of a typed value, as ingest shows it (decimals with every place, ISO
     dates, true/false)."""
@@ -250,14 +258,16 @@ def _domain_checks(table: str, name: str, typ: pa.DataType) -> list[Check]:
 def row_checks(table: str, present: list[str], mapping: InputMapping | None,
                ruleset: RuleSet, typed: dict[str, pa.DataType] | None = None) -> list[Check]:
     """Every check of one input table's rows, in column order. `typed`: the columns the
-    file gives typed, which no text format of the client's applies to."""
+    file gives typed, which the client's text formats do not apply to (but for a date
+    written as a whole number)."""
     schema = tables.INPUTS[table]
     out: list[Check] = []
     for f in schema:
         if f.name in present and not pa.types.is_string(f.type):
             parsed_ok = exp.or_(exp.Is(this=_col(_raw(f.name)), expression=exp.null()),
                                 exp.not_(exp.Is(this=_col(f.name), expression=exp.null())))
-            written = None if typed and f.name in typed else mapping
+            written = (_typed_format(f.type, typed[f.name], mapping)
+                       if typed and f.name in typed else mapping)
             out.append(Check(f.name, parsed_ok, _parse_reason(f.type, written)))
         if not f.nullable:  # a value that is there but does not parse is reported above
             given = [exp.not_(exp.Is(this=_col(n), expression=exp.null()))
@@ -288,7 +298,7 @@ def _select_typed(raw_name: str, table: str, present: list[str], mapping: InputM
         sql_type = _sql_type(f.type)
         if f.name in typed:  # typed in the file: read as it is, or else as its text
             value = _exact_value(f.name, f.type, typed[f.name]) or parse_expr(
-                _given_text(f.name), f.type, None)
+                _given_text(f.name), f.type, _typed_format(f.type, typed[f.name], mapping))
             cols.append(exp.alias_(exp.cast(value, sql_type), f.name, quoted=True))
             cols.append(exp.alias_(_col(f.name), _raw(f.name), quoted=True))
         elif f.name in present:

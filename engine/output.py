@@ -14,6 +14,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,10 @@ class Staged:
         concern), so the staging folder can be removed."""
         self._writes.shutdown(cancel_futures=True)
         self._pending.clear()
+        for _path, writer, _rows in self.open.values():
+            with suppress(Exception):
+                writer.close()
+        self.open.clear()
 
     def put(self, name: str, table: pa.Table | Iterable[pa.Table]) -> None:
         """Table `name`, whole or in pieces (each written as it comes; an empty table is

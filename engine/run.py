@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -590,8 +591,13 @@ def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id
     staging = staging_folder(target, run_id)
     manifest = _manifest(ruleset, as_of, run_id, drop, started, "refused", {})
     staged = Staged(staging, options.fmt)
-    staged.put("rejects", with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id))
-    manifest["finished_at"] = _now()
-    staged.finish(manifest)
+    try:
+        staged.put("rejects", with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id))
+        manifest["finished_at"] = _now()
+        staged.finish(manifest)
+    except BaseException:
+        staged.stop()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     safety.publish(staging, target, target.parent / f".{target.name}.old-{run_id}")
     logger.error(f"drop refused; rejects in {target}")

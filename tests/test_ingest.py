@@ -218,6 +218,30 @@ def test_parquet_typed_values_are_read_as_they_are_not_as_text(client_dir, drop_
         ("payments.parquet", 4, "received_on", None, "received_on: a value is required")]
 
 
+def test_parquet_dates_written_as_whole_numbers_read_with_the_date_format(client_dir, drop_dir):
+    """An ERP that stores 1 March 2026 as the integer 20260301: the client's date_format
+    says how to read it. Without one, the number is not an ISO date and is rejected."""
+    payments = pa.table({
+        "payment_id": ["P1", "P2", "P3"],
+        "received_on": pa.array([20260301, 20261341, None], pa.int64()),
+        "amount": pa.array([Decimal("5.00")] * 3, pa.decimal128(12, 2)),
+        "currency": ["EUR"] * 3})
+    buffer = io.BytesIO()
+    pq.write_table(payments, buffer)
+    drop = drop_dir(payments__parquet=buffer.getvalue())
+    result = _ingest(client_dir('inputs:\n  payments:\n    date_format: "%Y%m%d"\n'), drop)
+    assert result.tables["payments"].select(["payment_id", "received_on"]).to_pylist() == [
+        {"payment_id": "P1", "received_on": dt.date(2026, 3, 1)}]
+    assert _rejects(result) == [
+        ("payments.parquet", 2, "received_on", "20261341",
+         "received_on: not a date in the format %Y%m%d"),
+        ("payments.parquet", 3, "received_on", None, "received_on: a value is required")]
+    iso = _ingest(client_dir(), drop)
+    assert iso.tables["payments"].num_rows == 0
+    assert _rejects(iso)[0][2:] == ("received_on", "20260301",
+                                    "received_on: not a date in the format %Y-%m-%d")
+
+
 def test_table_given_in_two_formats_is_refused(client_dir, drop_dir):
     drop = drop_dir(customers__csv=CUSTOMERS_CSV, customers__jsonl="")
     with pytest.raises(DropRefused, match="customers is given twice"):

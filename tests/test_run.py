@@ -172,6 +172,25 @@ def test_refused_drop_posts_nothing_and_leaves_its_rejects(tmp_path, client_dir,
     assert _runs(tmp_path) == []
 
 
+def test_a_refused_drop_whose_rejects_cannot_be_written_leaves_nothing_behind(
+        tmp_path, client_dir, drop_dir, monkeypatch):
+    rules = client_dir()
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV + "C4,Delta,DE,,EURO,,,\nC5,,DE,,EUR,,,\n"
+                                                   "C6,Zeta,Germany,,EUR,,,\n",
+                    transactions__csv="txn_id,customer_id\nT1,C1\n")
+
+    def broken_manifest(folder, manifest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("engine.output.write_manifest", broken_manifest)
+    assert _run(rules, drop, tmp_path) == 4
+    assert _tree(tmp_path / "out") == {}
+    monkeypatch.undo()
+    assert _run(rules, drop, tmp_path) == 3
+    assert sorted(_tree(tmp_path / "out")) == [
+        "testco/2026-03-02.refused/manifest.json", "testco/2026-03-02.refused/rejects.parquet"]
+
+
 def test_a_failure_while_writing_leaves_outputs_and_state_as_they_were(tmp_path, monkeypatch):
     assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
     before_out, before_runs = _tree(tmp_path / "out"), _runs(tmp_path)

@@ -36,7 +36,8 @@ def _template() -> jinja2.Template:
 def _customer(entity_type: str | None, entity_id: str | None, details: str | None) -> str | None:
     if entity_type == "customer":
         return entity_id
-    return json.loads(details).get("customer_id") if details else None
+    customer = json.loads(details).get("customer_id") if details else None
+    return None if customer is None else str(customer)
 
 
 def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, str | None]:

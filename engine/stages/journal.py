@@ -150,7 +150,7 @@ def invoice_entries(ruleset: RuleSet) -> exp.Expression:
     accounts = ruleset.client.accounts
     revenue, revenue_rule, revenue_ref = _account_case(
         accounts.revenue, exp.column("product_code"), "revenue")
-    tax_account, _, _ = _account_case(accounts.tax_payable, exp.column("tax_code"),
+    tax_account, _, _ = _account_case(accounts.tax_payable, exp.column("tax_code", table="t"),
                                       "tax_payable")
     return template(
         INVOICE_ENTRIES, ar_account=accounts.ar_control.default, ar_rule="accounts.ar_control",
