@@ -6,6 +6,7 @@ sqlglot's spark dialect) can be added without touching them.
 
 from __future__ import annotations
 
+import os
 import resource
 from pathlib import Path
 from typing import Protocol
@@ -83,18 +84,30 @@ class DuckDBExecutor:
         self.con.execute(f"ATTACH '{_quote(str(path))}' AS {alias}{mode}").fetchall()
 
     def memory(self) -> str:
-        """What is held now: DuckDB's buffers (in all, then by kind), Arrow's buffers, and
-        the process's peak so far."""
+        """What is held now: DuckDB's buffers (in all, then by kind), Arrow's buffers, the
+        process's resident memory (which also counts what neither of those does: Arrow
+        tables DuckDB made, Python objects) and its peak so far."""
         kinds = self.query("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
                            "WHERE memory_usage_bytes > 0 ORDER BY 2 DESC")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        now = _resident()
         return (f"memory: DuckDB {sum(n for _, n in kinds) / MIB:,.0f} MiB ("
                 + ", ".join(f"{tag.lower()} {n / MIB:,.0f}" for tag, n in kinds)
                 + f"), Arrow {pa.total_allocated_bytes() / MIB:,.0f} MiB, "
-                f"peak {peak / 1024:,.0f} MiB")
+                + (f"resident {now / MIB:,.0f} MiB, " if now is not None else "")
+                + f"peak {peak / 1024:,.0f} MiB")
 
     def close(self) -> None:
         self.con.close()
+
+
+def _resident() -> int | None:
+    """The process's resident memory in bytes, where /proc tells it (Linux)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _quote(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 import threading
 from decimal import Decimal
@@ -281,6 +282,7 @@ def test_debug_logs_each_stage_with_its_time_and_memory(tmp_path, capsys):
     for stage in ("ingest", "invoicing", "matching", "dunning", "credit", "aging"):
         line = next(x for x in err.splitlines() if f"{stage} took " in x)
         assert "memory: DuckDB" in line and "Arrow" in line and "peak" in line
+        assert re.search(r"resident [0-9,]+ MiB", line)
 
 
 def test_a_file_no_table_claims_refuses_the_drop(tmp_path, client_dir, drop_dir, capsys):
