@@ -12,7 +12,8 @@ import pytest
 from scenario import CUSTOMER, Scenario, line
 
 from engine.config.ruleset import load_ruleset
-from engine.report import _rule_cell
+from engine.exceptions import Problem, exceptions_table
+from engine.report import _rule_cell, render_exceptions
 
 TAX = """\
 kind: tax
@@ -73,6 +74,15 @@ def test_the_page_escapes_everything_and_needs_no_network(report):
     assert {r["data-customer"] for r in rows} == {"C1", "C2", ""}
     assert html.count('href="file://') == 2  # the two rule references link to tax.yaml
     assert "hit_policy: first" in html  # the rule's source line is shown
+    assert "· 3 exceptions</div>" in html
+
+
+def test_one_exception_is_counted_as_one(tmp_path):
+    ruleset = load_ruleset(Scenario(tmp_path, TAX).rules)
+    one = exceptions_table([Problem("warning", "CREDIT_HOLD", "credit", "customer", "C1",
+                                    "customer C1 is on credit hold")], "r1")
+    html = "".join(render_exceptions(one, ruleset, "2026-03-02", "r1"))
+    assert "· 1 exception</div>" in html and "1 of 1 shown" in html
 
 
 def _chromium() -> str | None:
