@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import CUSTOMERS_CSV, ROOT
@@ -423,6 +424,19 @@ def test_big_outputs_are_streamed_in_pieces_cut_by_count(tmp_path):
     none = pq.read_table(tmp_path / "none.parquet")
     assert none.num_rows == 0 and none.column_names == ["i", "s"]
     assert staged.rows == {tmp_path / "big.parquet": n, tmp_path / "none.parquet": 0}
+
+
+def test_a_stopped_night_closes_the_files_it_still_had_open(tmp_path):
+    """A night that fails mid-stage stops its staged outputs: a table written in parts
+    (the journal) has its writer closed, so the staging folder can go."""
+    from engine.output import Staged
+
+    staged = Staged(tmp_path, "parquet")
+    staged.append("journal_entries", pa.table({"i": [1, 2]}))
+    writer = staged.open["journal_entries"][1]
+    assert writer.is_open
+    staged.stop()
+    assert not writer.is_open and staged.open == {}
 
 
 def test_duckdb_spills_beside_the_state_past_its_memory_limit(tmp_path):
