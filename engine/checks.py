@@ -1,9 +1,9 @@
 """Typing and checking drop rows in one SQL pass: a check is a query for bad rows.
 
 `row_checks` lists, per column, how its text becomes a typed value and what
-makes a value bad; `reject_split` runs them over a raw table and returns the
-accepted rows (canonical schema) and the rejects (file, row, column, value,
-reason). Business-key checks that need the state store (unknown customer,
+makes a value bad; `reject_split` runs them over a raw table, keeps the accepted
+rows (canonical schema) in a DuckDB table and returns the rejects (file, row,
+column, value, reason). Business-key checks that need the state store (unknown customer,
 processed ids) are in `engine.references`.
 """
 
@@ -15,7 +15,6 @@ from decimal import Decimal
 from functools import lru_cache
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from iso3166 import countries
 from iso4217 import Currency
 from sqlglot import exp
@@ -394,25 +393,55 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
 
 
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
-                 executor: Executor, file_name: str,
-                 as_of: dt.date | None = None) -> tuple[pa.Table, pa.Table]:
-    """(accepted rows in the canonical schema plus __file/__row, rejects)."""
+                 executor: Executor, file_name: str, into: str,
+                 as_of: dt.date | None = None) -> tuple[int, pa.Table]:
+    """Check `raw`; add its accepted rows (the canonical schema plus __file/__row, in row
+    order) to the DuckDB table `into`; return how many, and the rejects.
+
+    The checked rows are written to a DuckDB table, not read out: DuckDB holds them in
+    its memory, under --memory-limit and spilled past it, and the later stages read them
+    there."""
     name = f"raw_{table}"
     for ref_name, ref_table in reference_tables().items():
         executor.register(ref_name, ref_table)
     executor.register(name, raw)
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
     typed = {f.name: f.type for f in raw.schema if exact(f.type)}
-    accepted, rejects = [], []
-    try:  # batch by batch: the checked rows (typed and raw text) are never all held at once
-        for batch in executor.stream(checked_query(name, table, present, mapping, ruleset,
-                                                   as_of, typed, file_name)):
-            accepted.append(_accepted(batch, table))
-            rejects.append(_rejects(batch))
+    checked = exp.to_table("checked_rows")
+    try:
+        executor.execute(exp.Create(
+            this=checked, kind="TABLE", replace=True,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            expression=checked_query(name, table, present, mapping, ruleset, as_of, typed,
+                                     file_name)))
     finally:
         executor.unregister(name)
-    return (pa.Table.from_batches(accepted, accepted_schema(table)),
-            pa.Table.from_batches(rejects, REJECT_SCHEMA))
+    try:
+        bad = exp.Not(this=exp.Is(this=_col("__col"), expression=exp.null()))
+        rejects = executor.fetch(exp.select(
+            *[exp.alias_(_col(c), n) for c, n in zip(
+                (FILE, ROW, "__col", "__val", "__why"), REJECT_SCHEMA.names, strict=True)]
+        ).from_(checked).where(bad).order_by(_col(ROW)))
+        _keep_accepted(executor, bool(rejects.num_rows), accepted_schema(table).names, into)
+    finally:
+        executor.execute("DROP TABLE IF EXISTS checked_rows")
+    return raw.num_rows - rejects.num_rows, rejects.cast(REJECT_SCHEMA)
+
+
+def _keep_accepted(executor: Executor, any_rejects: bool, names: list[str], into: str) -> None:
+    """The accepted rows of `checked_rows` into the table `into`: the first file's become
+    that table (its reject columns dropped, no copy made), a later file's are added."""
+    if executor.query(f"SELECT count(*) FROM {into}")[0][0]:
+        columns = ", ".join(f'"{n}"' for n in names)
+        executor.execute(f"INSERT INTO {into} SELECT {columns} FROM checked_rows "
+                         "WHERE __col IS NULL")
+        return
+    if any_rejects:
+        executor.execute("DELETE FROM checked_rows WHERE __col IS NOT NULL")
+    for column in ("__col", "__val", "__why"):
+        executor.execute(f"ALTER TABLE checked_rows DROP COLUMN {column}")
+    executor.execute(f"DROP TABLE {into}")
+    executor.execute(f"ALTER TABLE checked_rows RENAME TO {into}")
 
 
 def _with_duplicates(checks: list[Check], keys: tuple[str, ...]) -> list[Check]:
@@ -455,20 +484,6 @@ def accepted_schema(table: str) -> pa.Schema:
     return pa.schema([*fields, pa.field(FILE, pa.string()), pa.field(ROW, pa.int64())])
 
 
-def _accepted(result: pa.RecordBatch, table: str) -> pa.RecordBatch:
-    target = accepted_schema(table)
-    rows = result.select(target.names)
-    if result.column("__col").null_count < result.num_rows:  # most batches have no reject
-        rows = rows.filter(pc.is_null(result.column("__col")))
-    return rows if rows.schema.equals(target) else rows.cast(target)
-
-
 REJECT_SCHEMA = pa.schema([("source_file", pa.string()), ("row_number", pa.int64()),
                            ("column", pa.string()), ("value", pa.string()),
                            ("reason", pa.string())])
-
-
-def _rejects(result: pa.RecordBatch) -> pa.RecordBatch:
-    bad = result.select([FILE, ROW, "__col", "__val", "__why"]).filter(
-        pc.is_valid(result.column("__col")))
-    return pa.RecordBatch.from_arrays(bad.columns, schema=REJECT_SCHEMA)

@@ -1,16 +1,21 @@
-"""A drop folder to Arrow tables with the canonical schemas, plus rejects.
+"""A drop folder to DuckDB tables with the canonical schemas, plus rejects.
 
 Per table: find the file (the client's mapping or `<table>.csv|.parquet|.jsonl`),
 read every value as text, rename, then type and check every value in one SQL
 pass; compute the client's computed columns; a row with any bad value goes to
 `rejects` with file, 1-based row, column, value and reason (all its problems in
 the reason), and a good row is never dropped because a neighbour is bad.
+
+The accepted rows of each table are a DuckDB table `drop_<table>`, made for every input
+table (empty when the drop has no file of it): the stages read them there, and DuckDB
+keeps them under --memory-limit, spilling past it, where Arrow tables would sit outside.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +44,50 @@ class InputFile:
     problem: str | None = None  # a problem of the whole file: every row was rejected for it
 
 
+class Accepted(Mapping[str, pa.Table]):
+    """The accepted rows of the tables the drop has files of, kept in DuckDB as
+    `drop_<table>` (canonical columns plus __file, __row, in file and row order); reading
+    one here fetches it as Arrow."""
+
+    def __init__(self, executor: Executor):
+        self.executor = executor
+        self.names: list[str] = []
+        for table in tables.INPUTS:  # every stage can read every table, if only empty
+            executor.register("accepted_empty", accepted_schema(table).empty_table())
+            executor.execute(f"CREATE OR REPLACE TEMP TABLE {relation(table)} AS "
+                             "SELECT * FROM accepted_empty")
+        executor.unregister("accepted_empty")
+
+    def __getitem__(self, table: str) -> pa.Table:
+        if table not in self.names:
+            raise KeyError(table)
+        return self.executor.fetch(f"SELECT * FROM {relation(table)}")
+
+    def __contains__(self, table: object) -> bool:  # not Mapping's: that reads the rows
+        return table in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def count(self, table: str) -> int:
+        """How many rows of `table` are accepted (0 without a file)."""
+        return self.executor.query(f"SELECT count(*) FROM {relation(table)}")[0][0]
+
+
+def relation(table: str) -> str:
+    """The DuckDB table of an input table's accepted rows."""
+    return f"drop_{table}"
+
+
 @dataclass
 class Drop:
-    """Accepted rows per table (canonical columns plus __file, __row) and the rejects."""
+    """Accepted rows per table (in DuckDB, see `Accepted`) and the rejects."""
 
     folder: Path
-    tables: dict[str, pa.Table] = field(default_factory=dict)
+    tables: Accepted
     rejects: list[pa.Table] = field(default_factory=list)
     files: list[InputFile] = field(default_factory=list)
     present: dict[str, set[str]] = field(default_factory=dict)  # canonical columns given
@@ -134,18 +177,17 @@ def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
            as_of: dt.date | None = None, files: list[DropFile] | None = None) -> Drop:
     """Read every table of the drop; see the module docstring. `files` are the drop's
     files when the caller has found them already."""
-    drop = Drop(folder)
-    parts: dict[str, list[pa.Table]] = {}
+    drop = Drop(folder, Accepted(executor))
     for f in files if files is not None else drop_files(folder, ruleset):
         mapping = ruleset.client.inputs.get(f.table)
-        accepted = _ingest_file(f, mapping, ruleset, executor, drop, as_of)
-        parts.setdefault(f.table, []).append(accepted)
-    drop.tables = {table: pa.concat_tables(p) for table, p in parts.items()}
+        _ingest_file(f, mapping, ruleset, executor, drop, as_of)
+        if f.table not in drop.tables.names:
+            drop.tables.names.append(f.table)
     return drop
 
 
 def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
-                 executor: Executor, drop: Drop, as_of: dt.date | None) -> pa.Table:
+                 executor: Executor, drop: Drop, as_of: dt.date | None) -> None:
     table, path = file.table, file.path
     info = InputFile(table, path, file.sha256)
     drop.files.append(info)
@@ -158,20 +200,19 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
         f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
         else None)
     broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
-    accepted, rejected = (accepted_schema(table).empty_table(), None) if problem else reject_split(
-        raw.table, table, mapping, ruleset, executor, path.name, as_of)
+    accepted, rejected = (0, None) if problem else reject_split(
+        raw.table, table, mapping, ruleset, executor, path.name, relation(table), as_of)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
     computed = {c.column for c in mapping.computed} if mapping else set()
     drop.present.setdefault(table, set()).update(
         (set(raw.table.column_names) | computed) & set(tables.INPUTS[table].names))
     info.rows = raw.rows
-    info.rejected = info.rows - accepted.num_rows
+    info.rejected = info.rows - accepted
     info.problem = problem
     if raw.rows == 0:
         drop.problems.append(Problem("warning", "EMPTY_FILE", "ingest", "file", path.name,
                                      f"{path.name} has no data rows"
                                      + (f" ({raw.problem})" if raw.problem else "")))
-    return accepted
 
 
 def _column_problems(raw: RawTable, table: str, mapping: InputMapping | None) -> list[Problem]:

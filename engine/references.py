@@ -14,15 +14,16 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine import tables
-from engine.checks import FILE, accepted_schema
+from engine.checks import FILE
+from engine.dsl.compile import literal
 from engine.executor import Executor
-from engine.ingest import Drop
+from engine.ingest import Drop, relation
 from engine.readers import ROW
 
 
 @dataclass(frozen=True)
 class ReferenceCheck:
-    """`query` selects the bad rows of the table registered as `accepted`, as
+    """`query` selects the bad rows of the accepted rows of `table` (as the view `accepted`), as
     (__file, __row, value, reason); `known` is every customer, tonight's or before."""
 
     table: str
@@ -65,7 +66,8 @@ CHECKS: tuple[ReferenceCheck, ...] = (
                'unknown invoice ' || invoice_id || ' (no such item in the subledger)' AS reason
         FROM accepted t
         WHERE NOT EXISTS (SELECT 1 FROM state.open_items o WHERE o.invoice_id = t.invoice_id)
-          AND NOT EXISTS (SELECT 1 FROM drop_opening o WHERE o.invoice_id = t.invoice_id)"""),
+          AND NOT EXISTS (SELECT 1 FROM drop_opening_items o
+                          WHERE o.invoice_id = t.invoice_id)"""),
 )
 
 _KNOWN = """
@@ -76,41 +78,32 @@ _KNOWN = """
 
 def check_references(drop: Drop, executor: Executor, first_night: bool) -> None:
     """Move rows that break a reference from the accepted tables to the rejects."""
-    customers = drop.tables.get("customers")
-    if customers is None:
-        customers = accepted_schema("customers").empty_table()
-    executor.register("drop_customers", customers)
     if not first_night and "opening_items" in drop.tables:
-        _reject_all(drop, "opening_items", "opening_items are accepted on a client's first "
-                                           "night only")
+        _reject_all(drop, executor, "opening_items", "opening_items are accepted on a "
+                                                     "client's first night only")
     _duplicates_across_files(drop, executor)
-    executor.register("known", executor.fetch(_KNOWN))
-    for check in CHECKS:
-        table = drop.tables.get(check.table)
-        if table is None or table.num_rows == 0:
+    executor.execute(f"CREATE OR REPLACE TEMP TABLE known AS {_KNOWN}")
+    for check in CHECKS:  # the disputes' after the opening items': those left by then
+        if check.table not in drop.tables:
             continue
-        if check.table == "disputes":  # the opening items as far as checked by now
-            opening = drop.tables.get("opening_items")
-            executor.register("drop_opening", opening if opening is not None else
-                              accepted_schema("opening_items").empty_table())
-        executor.register("accepted", table)
+        executor.execute(f"CREATE OR REPLACE TEMP VIEW accepted AS SELECT * FROM "
+                         f"{relation(check.table)}")
         bad = executor.fetch(check.query)
-        executor.unregister("accepted")  # else the table before _move is held to the end
         if bad.num_rows:
-            _move(drop, check.table, check.column, bad)
+            _move(drop, executor, check.table, check.column, bad)
+    executor.execute("DROP VIEW IF EXISTS accepted")
+    executor.execute("DROP TABLE known")
 
 
 def _duplicates_across_files(drop: Drop, executor: Executor) -> None:
     """An id given in two files of one table (`pay_a.csv`, `pay_b.csv`): the later is rejected."""
     for table, keys in tables.INPUT_KEYS.items():
         files = {f.path.name for f in drop.files if f.table == table}
-        if len(files) < 2 or table not in drop.tables:
+        if len(files) < 2:
             continue
-        executor.register("accepted", drop.tables[table])
-        found = executor.fetch(_later_duplicates(keys))
-        executor.unregister("accepted")
+        found = executor.fetch(_later_duplicates(relation(table), keys))
         if found.num_rows:
-            _move(drop, table, keys[0], found)
+            _move(drop, executor, table, keys[0], found)
 
 
 def _by_key(fn: exp.Expression, keys: tuple[str, ...]) -> exp.Window:
@@ -119,13 +112,13 @@ def _by_key(fn: exp.Expression, keys: tuple[str, ...]) -> exp.Window:
     return exp.Window(this=fn, partition_by=[exp.column(k) for k in keys], order=order)
 
 
-def _later_duplicates(keys: tuple[str, ...]) -> exp.Select:
-    """Rows of `accepted` whose key an earlier file (or row) already gave."""
+def _later_duplicates(source: str, keys: tuple[str, ...]) -> exp.Select:
+    """Rows of `source` whose key an earlier file (or row) already gave."""
     ranked = exp.select(
         "*", exp.alias_(_by_key(exp.RowNumber(), keys), "n"),
         exp.alias_(_by_key(exp.FirstValue(this=exp.column(FILE)), keys), "first_file"),
         exp.alias_(_by_key(exp.FirstValue(this=exp.column(ROW)), keys), "first_row"),
-    ).from_("accepted")
+    ).from_(source)
     reason = exp.Concat(expressions=[
         exp.Literal.string(f"duplicate {' and '.join(keys)}: first given in "),
         exp.column("first_file"), exp.Literal.string(" row "),
@@ -138,24 +131,18 @@ def _later_duplicates(keys: tuple[str, ...]) -> exp.Select:
         exp.GT(this=exp.column("n"), expression=exp.Literal.number(1)))
 
 
-def _reject_all(drop: Drop, table: str, reason: str) -> None:
-    rows = drop.tables[table]
-    bad = pa.table({FILE: rows.column(FILE), ROW: rows.column(ROW),
-                    "value": pa.array([None] * rows.num_rows, pa.string()),
-                    "reason": pa.array([reason] * rows.num_rows, pa.string())})
-    _move(drop, table, None, bad)
+def _reject_all(drop: Drop, executor: Executor, table: str, reason: str) -> None:
+    bad = executor.fetch(f"SELECT {FILE}, {ROW}, CAST(NULL AS VARCHAR) AS value, "
+                         f"{literal(reason).sql('duckdb')} AS reason FROM {relation(table)}")
+    _move(drop, executor, table, None, bad)
 
 
-def _row_keys(table: pa.Table) -> pa.ChunkedArray:
-    """file NUL row: one text key per input row."""
-    rows = pc.cast(table.column(ROW), pa.string())
-    return pc.binary_join_element_wise(table.column(FILE), rows, "\0")
-
-
-def _move(drop: Drop, table: str, column: str | None, bad: pa.Table) -> None:
-    accepted = drop.tables[table]
-    keys, mine = _row_keys(bad), _row_keys(accepted)
-    drop.tables[table] = accepted.filter(pc.invert(pc.is_in(mine, value_set=keys)))
+def _move(drop: Drop, executor: Executor, table: str, column: str | None,
+          bad: pa.Table) -> None:
+    executor.register("moved_rows", bad)
+    executor.execute(f"DELETE FROM {relation(table)} AS t USING moved_rows AS b "
+                     f"WHERE t.{FILE} = b.{FILE} AND t.{ROW} = b.{ROW}")
+    executor.unregister("moved_rows")
     drop.rejects.append(pa.table({
         "source_file": bad.column(FILE), "row_number": bad.column(ROW),
         "column": pa.array([column] * bad.num_rows, pa.string()),

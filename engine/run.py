@@ -324,8 +324,10 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
 
     executor.register("currencies", currencies_table())
     with _stage("invoicing", ruleset, as_of, executor):
-        problems += custom.read(executor, ruleset, as_of, {
-            t: _accepted(drop, t) for t in ("customers", "transactions", "payments")})
+        read = ("customers", "transactions", "payments")
+        if any(ruleset.custom_rules(t) for t in read):  # fetched only for rules to read
+            problems += custom.read(executor, ruleset, as_of, {t: _accepted(drop, t)
+                                                               for t in read})
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
         problems += custom.read(executor, ruleset, as_of, {  # (lines streamed have no rules)
             t: outputs[t] for t in ("invoices", "invoice_lines")
@@ -372,7 +374,6 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     policy = credit_rules(ruleset)
     if policy is None:
         return []
-    executor.register("drop_open_orders", _accepted(drop, "open_orders"))
     decided = credit.run(executor, ruleset, policy, as_of,
                          dunning.hold_levels(dunning_rules(ruleset)))
     outputs["credit_decisions"] = with_run_id(decided.decisions,
@@ -426,28 +427,28 @@ def _stage(name: str, ruleset: RuleSet, as_of: dt.date,
 
 
 def _accepted(drop: Drop, table: str) -> pa.Table:
-    """Tonight's accepted rows of `table`, empty when the drop has no such file."""
+    """Tonight's accepted rows of `table` as Arrow (for the custom rules that read them),
+    empty when the drop has no such file."""
     found = drop.tables.get(table)
     return found if found is not None else accepted_schema(table).empty_table()
 
 
-def _nothing_to_do(ruleset: RuleSet, rows: pa.Table, code: str, what: str, file: str) -> None:
+def _nothing_to_do(ruleset: RuleSet, rows: int, code: str, what: str, file: str) -> None:
     """A client without the rule file of a stage: a drop with rows for it is refused."""
-    if rows.num_rows:
+    if rows:
         raise DropRefused([Diagnostic(
-            code, f"the drop has {rows.num_rows} {what} but {ruleset.root} has no {file}",
+            code, f"the drop has {rows} {what} but {ruleset.root} has no {file}",
             hint=f"add a {file} to the client")])
 
 
 def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
                run_id: str, counts: dict, outputs: dict[str, pa.Table],
                entries: list[pa.Table]) -> list[Problem]:
-    transactions = _accepted(drop, "transactions")
     table = tax_table(ruleset)
     if table is None:
-        _nothing_to_do(ruleset, transactions, "E320", "billable lines", "tax.yaml")
+        _nothing_to_do(ruleset, drop.tables.count("transactions"), "E320", "billable lines",
+                       "tax.yaml")
         return []
-    executor.register("drop_transactions", transactions)
     invoiced = invoicing.run(executor, ruleset, table, as_of)
     outputs["invoices"] = with_run_id(invoiced.invoices, tables.OUTPUTS["invoices"], run_id)
     lines_schema = tables.OUTPUTS["invoice_lines"]
@@ -458,7 +459,7 @@ def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt
         outputs["invoice_lines"] = _streamed(executor, invoicing.LINES, lines_schema, run_id)
     entries.append(_streamed(executor, bind_as_of(journal.invoice_entries(ruleset), as_of)))
     problems = invoicing.held_problems(invoiced.held, table)
-    problems += invoicing.future_problems(transactions, as_of)
+    problems += invoicing.future_problems(executor, as_of)
     invoicing.post(executor, invoiced, invoiced.sequences, as_of, run_id)
     kinds = invoiced.invoices.column("document_type").to_pylist()
     counts.update(invoices=kinds.count("invoice"), credit_notes=kinds.count("credit_note"),
@@ -471,17 +472,18 @@ def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt
 def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
               run_id: str, counts: dict, outputs: dict[str, pa.Table],
               entries: list[pa.Table]) -> list[Problem]:
-    payments = _accepted(drop, "payments")
+    payments = drop.tables.count("payments")
     matching = matching_rules(ruleset)
     if matching is None:
         _nothing_to_do(ruleset, payments, "E322", "payments", "matching.yaml")
         return []
-    executor.register("drop_payments", payments)
     applied = cash.run(executor, ruleset, matching, as_of)
     outputs["cash_applications"] = with_run_id(
         applied.applications, tables.OUTPUTS["cash_applications"], run_id)
     rule_problems = custom.read(executor, ruleset, as_of, {
-        "cash_applications": outputs["cash_applications"]}, related={"payments": payments})
+        "cash_applications": outputs["cash_applications"]}, related={
+        "payments": _accepted(drop, "payments")} if ruleset.custom_rules(
+            "cash_applications") else None)
     entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
     cash.post(executor, as_of, run_id)
     to_items = applied.applications.filter(pc.fill_null(pc.not_equal(
@@ -489,7 +491,7 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
     applied_by_currency: dict[str, Decimal] = {
         r["currency"]: r["applied_amount_sum"] for r in to_items.group_by("currency").aggregate(
             [("applied_amount", "sum")]).to_pylist()}
-    counts.update(payments=payments.num_rows, cash_applied={  # exact: on the minor unit
+    counts.update(payments=payments, cash_applied={  # exact: on the minor unit
         c: str(quantize(v, c, "half_up")) for c, v in sorted(applied_by_currency.items())},
         payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
     logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
@@ -551,7 +553,7 @@ def _now() -> str:
 
 def _manifest(ruleset: RuleSet, as_of: dt.date, run_id: str, drop: Drop, started: str,
               status: str, counts: dict) -> dict:
-    accepted = {t: drop.tables[t].num_rows for t in sorted(drop.tables)}
+    accepted = {t: drop.tables.count(t) for t in sorted(drop.tables)}
     return {
         "run_id": run_id,
         "client": ruleset.client.id,

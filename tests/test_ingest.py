@@ -20,11 +20,8 @@ from engine.state import StateStore
 
 
 def _ingest(rules, drop, as_of=dt.date(2026, 3, 2)):
-    executor = DuckDBExecutor()
-    try:
-        return ingest(drop, load_ruleset(rules), executor, as_of)
-    finally:
-        executor.close()
+    """The drop ingested; its accepted rows stay in the (open) DuckDB connection."""
+    return ingest(drop, load_ruleset(rules), DuckDBExecutor(), as_of)
 
 
 def _rejects(result):
@@ -288,9 +285,10 @@ def test_an_id_in_two_files_of_one_table_is_rejected_the_second_time(client_dir,
         StateStore(executor, "testco").migrate()
         result = ingest(drop, load_ruleset(client_dir(mapping)), executor, dt.date(2026, 3, 2))
         check_references(result, executor, first_night=True)
+        accepted = result.tables["payments"].column("payment_id").to_pylist()
     finally:
         executor.close()
-    assert sorted(result.tables["payments"].column("payment_id").to_pylist()) == ["P1", "P2", "P3"]
+    assert sorted(accepted) == ["P1", "P2", "P3"]
     assert _rejects(result) == [("pay_b.csv", 2, "payment_id", "P1",
                                  "duplicate payment_id: first given in pay_a.csv row 1")]
     assert result.file("pay_b.csv").rejected == 1
@@ -368,3 +366,22 @@ def test_a_line_too_large_for_the_books_is_rejected_not_a_crash(client_dir, drop
     assert _rejects(result)[0][1:5] == (
         1, "unit_price", "4000000000",
         "unit_price: quantity x unit_price must stay below 1,000,000,000,000")
+
+
+def test_accepted_rows_are_held_by_duckdb_under_its_memory_limit(client_dir, drop_dir, tmp_path):
+    """The accepted rows stay in DuckDB, not in Arrow beside it: a drop bigger than
+    --memory-limit is ingested whole, DuckDB spilling what passes the limit."""
+    rows = ["customer_id,name,country,currency,email"] + [
+        f"C{i:07d},Customer number {i} of a long list,DE,EUR,billing{i}@example.com"
+        for i in range(400_000)]
+    drop = drop_dir(customers__csv="\n".join(rows) + "\n")
+    spill = tmp_path / "spill"
+    executor = DuckDBExecutor(memory_limit="48MB", spill=spill)
+    try:
+        result = ingest(drop, load_ruleset(client_dir()), executor, dt.date(2026, 3, 2))
+        assert result.tables.count("customers") == 400_000
+        assert executor.query("SELECT count(*), min(__row), max(__row) FROM drop_customers"
+                              ) == [(400_000, 1, 400_000)]
+        assert any(spill.iterdir())  # past the limit: written out, not held in memory
+    finally:
+        executor.close()

@@ -78,9 +78,9 @@ def _check(raw: bytes, name: str, count: int) -> None:
         executor = DuckDBExecutor()
         try:
             result = ingest(drop, load_ruleset(rules), executor, dt.date(2026, 3, 2))
+            accepted = result.tables["customers"].column("__row").to_pylist()
         finally:
             executor.close()
-    accepted = result.tables["customers"].column("__row").to_pylist()
     rejected = result.reject_table().column("row_number").to_pylist()
     assert sorted(accepted + rejected) == list(range(1, count + 1))
     assert result.files[0].rows == count

@@ -21,7 +21,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine.config.ruleset import RuleSet
@@ -294,15 +293,14 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
     return out
 
 
-def future_problems(transactions: pa.Table, as_of: dt.date) -> list[Problem]:
-    """A warning for each line dated after the night: it is billed, by its own date's rules."""
-    out = []
-    future = transactions.filter(pc.greater(transactions.column("txn_date"), as_of))
-    for line in future.select(["txn_id", "txn_date"]).to_pylist():
-        if line["txn_date"] > as_of:
-            out.append(Problem(
-                "warning", "FUTURE_DATED", "invoicing", "transaction", line["txn_id"],
-                f"line {line['txn_id']} is dated {line['txn_date']}, after the as-of date "
-                f"{as_of}; it is invoiced tonight under the tax rules of its own date",
-                details={"txn_id": line["txn_id"], "txn_date": line["txn_date"]}))
-    return out
+def future_problems(executor: Executor, as_of: dt.date) -> list[Problem]:
+    """A warning for each line of the drop dated after the night: it is billed, by its
+    own date's rules."""
+    return [Problem(
+        "warning", "FUTURE_DATED", "invoicing", "transaction", txn_id,
+        f"line {txn_id} is dated {txn_date}, after the as-of date {as_of}; it is invoiced "
+        "tonight under the tax rules of its own date",
+        details={"txn_id": txn_id, "txn_date": txn_date})
+        for txn_id, txn_date in executor.query(
+            "SELECT txn_id, txn_date FROM drop_transactions WHERE txn_date > ? "
+            "ORDER BY __file, __row", [as_of])]
