@@ -385,3 +385,27 @@ def test_accepted_rows_are_held_by_duckdb_under_its_memory_limit(client_dir, dro
         assert any(spill.iterdir())  # past the limit: written out, not held in memory
     finally:
         executor.close()
+
+
+def test_opening_items_after_the_first_night_are_all_rejected(client_dir, drop_dir, tmp_path):
+    """Opening items are taken on a client's first night only: sent later, every row is
+    moved to the rejects with the reason, and none is left for the subledger to post."""
+    opening = ("invoice_id,customer_id,invoice_date,due_date,currency,amount_open\n"
+               "OLD-1,C1,2026-01-08,2026-02-07,EUR,100.00\n"
+               "OLD-2,C2,2026-01-09,2026-02-08,EUR,50.00\n")
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV, opening_items__csv=opening)
+    executor = DuckDBExecutor()
+    try:
+        executor.attach(tmp_path / "state.duckdb")
+        StateStore(executor, "testco").migrate()
+        result = ingest(drop, load_ruleset(client_dir()), executor, dt.date(2026, 3, 2))
+        check_references(result, executor, first_night=False)
+        left = result.tables.count("opening_items")
+        customers = result.tables.count("customers")
+    finally:
+        executor.close()
+    assert (left, customers) == (0, 3)
+    reason = "opening_items are accepted on a client's first night only"
+    assert _rejects(result) == [("opening_items.csv", 1, None, None, reason),
+                                ("opening_items.csv", 2, None, None, reason)]
+    assert result.file("opening_items.csv").rejected == 2
