@@ -61,6 +61,10 @@ class Accepted(Mapping[str, pa.Table]):
     def __getitem__(self, table: str) -> pa.Table:
         if table not in self.names:
             raise KeyError(table)
+        return self.arrow(table)
+
+    def arrow(self, table: str) -> pa.Table:
+        """The accepted rows of `table` as Arrow (empty without a file)."""
         return self.executor.fetch(f"SELECT * FROM {relation(table)}")
 
     def __contains__(self, table: object) -> bool:  # not Mapping's: that reads the rows
@@ -181,8 +185,7 @@ def ingest(folder: Path, ruleset: RuleSet, executor: Executor,
     for f in files if files is not None else drop_files(folder, ruleset):
         mapping = ruleset.client.inputs.get(f.table)
         _ingest_file(f, mapping, ruleset, executor, drop, as_of)
-        if f.table not in drop.tables.names:
-            drop.tables.names.append(f.table)
+    drop.tables.names = list(dict.fromkeys(f.table for f in drop.files))
     return drop
 
 

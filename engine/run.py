@@ -26,7 +26,6 @@ from loguru import logger
 from sqlglot import exp
 
 from engine import __version__, progress, safety, tables
-from engine.checks import accepted_schema
 from engine.config.credit import credit_rules
 from engine.config.dunning import dunning_rules
 from engine.config.matching import matching_rules
@@ -326,7 +325,7 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     with _stage("invoicing", ruleset, as_of, executor):
         read = ("customers", "transactions", "payments")
         if any(ruleset.custom_rules(t) for t in read):  # fetched only for rules to read
-            problems += custom.read(executor, ruleset, as_of, {t: _accepted(drop, t)
+            problems += custom.read(executor, ruleset, as_of, {t: drop.tables.arrow(t)
                                                                for t in read})
         problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
         problems += custom.read(executor, ruleset, as_of, {  # (lines streamed have no rules)
@@ -426,13 +425,6 @@ def _stage(name: str, ruleset: RuleSet, as_of: dt.date,
     safety.failpoint(f"stage:{name}")
 
 
-def _accepted(drop: Drop, table: str) -> pa.Table:
-    """Tonight's accepted rows of `table` as Arrow (for the custom rules that read them),
-    empty when the drop has no such file."""
-    found = drop.tables.get(table)
-    return found if found is not None else accepted_schema(table).empty_table()
-
-
 def _nothing_to_do(ruleset: RuleSet, rows: int, code: str, what: str, file: str) -> None:
     """A client without the rule file of a stage: a drop with rows for it is refused."""
     if rows:
@@ -482,7 +474,7 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
         applied.applications, tables.OUTPUTS["cash_applications"], run_id)
     rule_problems = custom.read(executor, ruleset, as_of, {
         "cash_applications": outputs["cash_applications"]}, related={
-        "payments": _accepted(drop, "payments")} if ruleset.custom_rules(
+        "payments": drop.tables.arrow("payments")} if ruleset.custom_rules(
             "cash_applications") else None)
     entries.append(executor.fetch(bind_as_of(journal.cash_entries(ruleset), as_of)))
     cash.post(executor, as_of, run_id)

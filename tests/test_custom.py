@@ -330,3 +330,24 @@ def test_a_set_that_gives_no_value_is_refused(tmp_path):
         ("error", "RULE_SET_REFUSED", "DN-20260308-C1-2-EUR", "action_from_the_vat_id",
          "custom.rules:1")]
     assert "to no value; action is kept at letter" in _custom(s)[0][3]
+
+
+def test_a_rule_on_cash_applications_reads_the_payment_it_applies(tmp_path):
+    """`payment.*` in a rule on cash_applications is tonight's accepted payment row: P1's
+    reference is "x", P2's "y"; each is unmatched, so each has one row of unapplied cash,
+    and only P1's is raised."""
+    s = scenario(tmp_path, **{"review.rules": textwrap.dedent("""\
+        rule from_x on cash_applications
+          when payment.reference == "x"
+          raise info FROM_X "{payment_id} keeps {applied_amount} unapplied"
+        """), "matching.yaml": "kind: matching\nversion: 1\nstrategies:\n"
+              "  - {id: by_reference, type: reference}\n"})
+    assert s.night("2026-03-02", customers=[customer("C1")],
+                   payments=[{"payment_id": "P1", "received_on": "2026-03-02",
+                              "amount": "200.00", "currency": "EUR", "customer_id": "C1",
+                              "reference": "x"},
+                             {"payment_id": "P2", "received_on": "2026-03-02",
+                              "amount": "12.34", "currency": "EUR", "customer_id": "C1",
+                              "reference": "y"}]) == 0
+    assert _custom(s) == [("info", "FROM_X", "P1", "P1 keeps 200.0000 unapplied", "from_x",
+                           "review.rules:1")]
