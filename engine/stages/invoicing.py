@@ -5,12 +5,13 @@ The plan (pure: rules in, statements out) is a list of SQL statements:
 1. `inv_candidates`: tonight's accepted lines plus the lines held back on earlier nights.
 2. `inv_taxed`: each line's ship-to defaults to its customer's address, and the tax
    decision table is evaluated on it (which rule wins, how many matched, the note).
-3. `inv_held`: lines no rule matched (or, under `unique`, more than one matched).
-4. `inv_amounts`: the other lines with their invoice key, base amount and exact tax.
-5. `inv_lines_final`: those lines as a table; then each line's number, and its tax rounded
-   per line, or per invoice, tax code and rate with the difference spread by largest
-   remainder (SPEC section 7), and its net.
-6. `inv_heads`: invoices numbered per document type and year, with totals and due dates.
+3. `inv_amounts`: each line held or not (no rule matched, or under `unique` more than
+   one), with its invoice key, base amount and exact tax.
+4. `inv_lines_final`: those lines as a table, evaluated once; `inv_held` takes the held
+   ones out of it; then each line's number, and its tax rounded per line, or per invoice,
+   tax code and rate with the difference spread by largest remainder (SPEC section 7),
+   and its net.
+5. `inv_heads`: invoices numbered per document type and year, with totals and due dates.
 
 The run executes them in order; `outputs` reads the result tables.
 """
@@ -124,11 +125,12 @@ def plan(ruleset: RuleSet, table: TaxTable,
     statements = [
         Statement("inv_candidates", template(sql_text.CANDIDATES)),
         Statement("inv_taxed", template(sql_text.TAXED, **_decision(table))),
-        Statement("inv_held", template(sql_text.HELD, held=held)),
-        Statement("inv_amounts", template(sql_text.AMOUNTS, held=held.copy(),
+        Statement("inv_amounts", template(sql_text.AMOUNTS, held=held,
                                           base=amounts["base"], exact=amounts["exact"])),
+        Statement("inv_lines_final", template(sql_text.LINES_TABLE)),
+        Statement("inv_held", template(sql_text.HELD)),
+        Statement("inv_lines_final: the held lines out", template(sql_text.UNHELD)),
     ]
-    statements.append(Statement("inv_lines_final", template(sql_text.LINES_TABLE)))
     net = exp.column("base_amount", table="o")
     if table.prices_include_tax:
         net = exp.cast(exp.Sub(this=net, expression=exp.column("tax_amount", table="o")),

@@ -8,7 +8,8 @@ table until the commit, so every table made is memory held to the end of the nig
 The line numbers and the rounded tax need windows over the lines. A window sorts whole
 rows, so they are computed over the few columns they read, and written into the lines by
 row id (`LINE_TAX`, `INVOICE_TAX`): at a million lines this is a third of the time of
-windows over the wide rows.
+windows over the wide rows. Windows partition by whole numbers given to the invoices and
+tax groups, not by their keys' text: a quarter faster again.
 """
 
 from __future__ import annotations
@@ -39,25 +40,21 @@ FROM (
 JOIN state.customers AS customer ON customer.customer_id = t.customer_id
 """
 
-HELD = """
-CREATE OR REPLACE TEMP TABLE inv_held AS
-SELECT * FROM inv_taxed WHERE :held
-"""
-
+# Every candidate line with its decision held or not, its invoice key, base amount and
+# exact tax: the decision is evaluated once, for both the held lines and the invoiced.
 AMOUNTS = """
 CREATE OR REPLACE TEMP VIEW inv_amounts AS
 SELECT x.*, :exact AS tax_exact
 FROM (
-  SELECT l.*, coalesce(l.po_number, '') AS po_key, r.code AS tax_code, r.rate AS tax_rate,
-         r.rule_id, r.rule_ref, cur.minor, :base AS base_amount
+  SELECT l.*, :held AS held, coalesce(l.po_number, '') AS po_key, r.code AS tax_code,
+         r.rate AS tax_rate, r.rule_id, r.rule_ref, cur.minor, :base AS base_amount
   FROM inv_taxed AS l
-  JOIN tax_rules AS r ON r.idx = l.tax_rule
-  JOIN currencies AS cur ON cur.code = l.currency
-  WHERE NOT (:held)
+  LEFT JOIN tax_rules AS r ON r.idx = l.tax_rule
+  LEFT JOIN currencies AS cur ON cur.code = l.currency
 ) AS x
 """
 
-# The lines, numbered and taxed by the UPDATE that follows.
+# The lines, numbered and taxed by the UPDATE that follows once the held are moved out.
 LINES_TABLE = """
 CREATE OR REPLACE TEMP TABLE inv_lines_final AS
 SELECT *, CAST(NULL AS BIGINT) AS line_no, CAST(NULL AS DECIMAL(18,4)) AS tax_amount,
@@ -65,40 +62,59 @@ SELECT *, CAST(NULL AS BIGINT) AS line_no, CAST(NULL AS DECIMAL(18,4)) AS tax_am
 FROM inv_amounts
 """
 
-# Lines are numbered per invoice by date, then id.
-_LINE_NO = """row_number() OVER (PARTITION BY customer_id, currency, po_key
-                                   ORDER BY txn_date, txn_id) AS line_no"""
+HELD = """
+CREATE OR REPLACE TEMP TABLE inv_held AS
+SELECT * FROM inv_lines_final WHERE held
+"""
 
-LINE_TAX = f"""
+UNHELD = """
+DELETE FROM inv_lines_final WHERE held
+"""
+
+# Lines are numbered per invoice by date, then id.
+LINE_TAX = """
 UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
 FROM (
-  SELECT rowid AS k, {_LINE_NO}, base_amount, :tax AS tax_amount FROM inv_lines_final AS a
+  SELECT rowid AS k, row_number() OVER (PARTITION BY customer_id, currency, po_key
+                                        ORDER BY txn_date, txn_id) AS line_no,
+         base_amount, :tax AS tax_amount
+  FROM inv_lines_final AS a
 ) AS o
 WHERE o.k = inv_lines_final.rowid
 """
 
-INVOICE_TAX = f"""
+# The groups (invoice, tax code and rate) are summed once, and numbered: the windows
+# partition by those numbers rather than by the text of the keys.
+INVOICE_TAX = """
 UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
 FROM (
-  WITH numbered AS (
+  WITH lines AS (
     SELECT rowid AS k, customer_id, currency, po_key, tax_code, tax_rate, minor, base_amount,
-           tax_exact, {_LINE_NO}, :trunc AS tax_trunc
+           tax_exact, txn_date, txn_id, :trunc AS tax_trunc
     FROM inv_lines_final AS a
-  ), grouped AS (
-    SELECT a.*,
-           :group_tax AS group_tax,
-           a.tax_exact - a.tax_trunc AS tax_rem,
-           :unit AS unit
-    FROM (SELECT *, sum(base_amount) OVER g AS base_sum, sum(tax_trunc) OVER g AS group_trunc
-          FROM numbered
-          WINDOW g AS (PARTITION BY customer_id, currency, po_key, tax_code, tax_rate)) AS a
-  ), spread AS (
-    SELECT *, CAST((group_tax - group_trunc) / unit AS BIGINT) AS units FROM grouped
+  ), sums AS (
+    SELECT *, dense_rank() OVER (ORDER BY customer_id, currency, po_key) AS invoice_no,
+           row_number() OVER () AS group_no
+    FROM (SELECT customer_id, currency, po_key, tax_code, tax_rate, any_value(minor) AS minor,
+                 sum(base_amount) AS base_sum, sum(tax_trunc) AS group_trunc
+          FROM lines GROUP BY customer_id, currency, po_key, tax_code, tax_rate)
+  ), groups AS (
+    SELECT invoice_no, group_no, customer_id, currency, po_key, tax_code, tax_rate,
+           :unit AS unit, CAST((:group_tax - group_trunc) / :unit AS BIGINT) AS units
+    FROM sums AS a
+  ), numbered AS (
+    SELECT l.k, l.base_amount, l.tax_trunc, l.tax_exact - l.tax_trunc AS tax_rem, g.unit,
+           g.units, g.group_no,
+           row_number() OVER (PARTITION BY g.invoice_no ORDER BY l.txn_date, l.txn_id) AS line_no
+    FROM lines AS l
+    JOIN groups AS g ON g.customer_id = l.customer_id AND g.currency = l.currency
+                    AND g.po_key = l.po_key AND g.tax_code IS NOT DISTINCT FROM l.tax_code
+                    AND g.tax_rate IS NOT DISTINCT FROM l.tax_rate
   ), ranked AS (
     SELECT *, row_number() OVER (
-             PARTITION BY customer_id, currency, po_key, tax_code, tax_rate
+             PARTITION BY group_no
              ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
-    FROM spread
+    FROM numbered
   )
   SELECT k, line_no, base_amount,
          CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
