@@ -343,17 +343,17 @@ def _with_computed(typed: exp.Select, computed: dict[str, exp.Expression],
 def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
     """`query` with __first: for a key given in more than one row, the first row that gave
     it (null for a key given once). A grouping and a join of the few keys given twice:
-    far cheaper than a window over every row."""
+    far cheaper than a window over every row. `query` is written out twice, not shared
+    as a CTE: DuckDB would hold every row of a CTE over an Arrow scan, while the grouping
+    reads the keys only."""
     firsts = exp.select(*[_col(k) for k in keys], exp.alias_(exp.Min(this=_col(ROW)), "__first")
-                        ).from_("computed").group_by(*[_col(k) for k in keys]).having(
+                        ).from_(query.subquery("k")).group_by(*[_col(k) for k in keys]).having(
         exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
     on = exp.and_(*[exp.EQ(this=exp.column(k, table="c", quoted=True),
                            expression=exp.column(k, table="d", quoted=True)) for k in keys])
     return exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("c")),
                       exp.column("__first", table="d")).from_(
-        exp.alias_(exp.to_table("computed"), "c")).join(
-        firsts.subquery("d"), on=on, join_type="left").with_(
-        "computed", as_=query, materialized=False)  # inlined: the grouping reads keys only
+        query.copy().subquery("c")).join(firsts.subquery("d"), on=on, join_type="left")
 
 
 def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
