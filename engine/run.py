@@ -260,6 +260,7 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
                                {**manifest["counts"], "folder": str(target)})
             safety.failpoint("staged")
             store.log_run(record)
+            executor.drop_temporary()
             executor.execute("COMMIT")
         except BaseException:
             with suppress(duckdb.Error):  # a COMMIT that failed has ended the transaction

@@ -454,3 +454,30 @@ def test_duckdb_spills_beside_the_state_past_its_memory_limit(tmp_path):
     finally:
         executor.close()
     assert not spill.exists() or not any(spill.iterdir())
+
+
+def test_a_night_commits_with_its_work_tables_dropped(tmp_path, monkeypatch):
+    """The night's temp tables (the drop's rows, every stage's work) are dropped before its
+    commit, which then has none to merge into DuckDB's catalog; what the night posted is
+    committed all the same."""
+    from engine.executor import DuckDBExecutor
+
+    seen: list[list[str]] = []
+    execute = DuckDBExecutor.execute
+
+    def watched(self, statement):
+        if statement == "COMMIT":
+            seen.append([r[0] for r in self.query(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary")])
+        return execute(self, statement)
+
+    monkeypatch.setattr(DuckDBExecutor, "execute", watched)
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    assert seen and seen[-1] == []
+    con = duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM open_items").fetchall()[0][0] > 0
+        assert con.execute("SELECT count(*) FROM processed_ids").fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert [status for _d, _r, status in _runs(tmp_path)] == ["done"]
