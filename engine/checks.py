@@ -394,9 +394,10 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
 
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
                  executor: Executor, file_name: str, into: str,
-                 as_of: dt.date | None = None) -> tuple[int, pa.Table]:
+                 as_of: dt.date | None = None, scan: str | None = None) -> tuple[int, pa.Table]:
     """Check `raw`; add its accepted rows (the canonical schema plus __file/__row, in row
-    order) to the DuckDB table `into`; return how many, and the rejects.
+    order) to the DuckDB table `into`; return how many, and the rejects. With `scan` (a
+    query reading the file), `raw` is the schema only and the rows are what `scan` reads.
 
     The checked rows are written to a DuckDB table, not read out: DuckDB holds them in
     its memory, under --memory-limit and spilled past it, and the later stages read them
@@ -404,7 +405,10 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
     name = f"raw_{table}"
     for ref_name, ref_table in reference_tables().items():
         executor.register(ref_name, ref_table)
-    executor.register(name, raw)
+    if scan is None:
+        executor.register(name, raw)
+    else:
+        executor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {scan}")
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
     typed = {f.name: f.type for f in raw.schema if exact(f.type)}
     checked = exp.to_table("checked_rows")
@@ -415,17 +419,21 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
             expression=checked_query(name, table, present, mapping, ruleset, as_of, typed,
                                      file_name)))
     finally:
-        executor.unregister(name)
+        if scan is None:
+            executor.unregister(name)
+        else:
+            executor.execute(f"DROP VIEW IF EXISTS {name}")
     try:
         bad = exp.Not(this=exp.Is(this=_col("__col"), expression=exp.null()))
         rejects = executor.fetch(exp.select(
             *[exp.alias_(_col(c), n) for c, n in zip(
                 (FILE, ROW, "__col", "__val", "__why"), REJECT_SCHEMA.names, strict=True)]
         ).from_(checked).where(bad).order_by(_col(ROW)))
+        rows = executor.query("SELECT count(*) FROM checked_rows")[0][0]
         _keep_accepted(executor, bool(rejects.num_rows), accepted_schema(table).names, into)
     finally:
         executor.execute("DROP TABLE IF EXISTS checked_rows")
-    return raw.num_rows - rejects.num_rows, rejects.cast(REJECT_SCHEMA)
+    return rows - rejects.num_rows, rejects.cast(REJECT_SCHEMA)
 
 
 def _keep_accepted(executor: Executor, any_rejects: bool, names: list[str], into: str) -> None:

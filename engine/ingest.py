@@ -19,7 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+from loguru import logger
 
 from engine import tables
 from engine.checks import accepted_schema, reject_split
@@ -202,9 +204,11 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
     problem = raw.problem or _float_money(raw, table) or (
         f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
         else None)
+    accepted, rejected = 0, None
+    if not problem:
+        raw, accepted, rejected = _checked(raw, table, mapping, ruleset, executor, as_of)
+        problem = raw.problem
     broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
-    accepted, rejected = (0, None) if problem else reject_split(
-        raw.table, table, mapping, ruleset, executor, path.name, relation(table), as_of)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
     computed = {c.column for c in mapping.computed} if mapping else set()
     drop.present.setdefault(table, set()).update(
@@ -216,6 +220,23 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
         drop.problems.append(Problem("warning", "EMPTY_FILE", "ingest", "file", path.name,
                                      f"{path.name} has no data rows"
                                      + (f" ({raw.problem})" if raw.problem else "")))
+
+
+def _checked(raw: RawTable, table: str, mapping: InputMapping | None, ruleset: RuleSet,
+             executor: Executor, as_of: dt.date | None) -> tuple[RawTable, int, pa.Table]:
+    """`reject_split` of the file. A scanned Parquet file DuckDB cannot read (text that
+    is not UTF-8, a damaged page) is read again the careful way, which rejects a bad row
+    by itself, or every row with the reason the file cannot be read (`raw.problem`)."""
+    args = (table, mapping, ruleset, executor, raw.path.name, relation(table), as_of)
+    if raw.scan is not None:
+        try:
+            return raw, *reject_split(raw.table, *args, scan=raw.scan_sql())
+        except duckdb.Error as exc:
+            logger.debug(f"{raw.path.name}: DuckDB could not read it ({exc}); read again")
+            raw = raw.read_whole()
+            if raw.problem:
+                return raw, 0, None
+    return raw, *reject_split(raw.table, *args)
 
 
 def _column_problems(raw: RawTable, table: str, mapping: InputMapping | None) -> list[Problem]:
@@ -273,7 +294,8 @@ def _renamed(raw: RawTable, mapping: InputMapping | None) -> RawTable:
         dup = next(n for n in names if names.count(n) > 1)
         raw.problem = raw.problem or f"after renaming, column {dup!r} appears twice"
     types = {renames.get(n, n): t for n, t in raw.types.items()}
-    return RawTable(raw.path, raw.table.rename_columns(names), raw.broken, raw.problem, types)
+    return RawTable(raw.path, raw.table.rename_columns(names), raw.broken, raw.problem, types,
+                    raw.scan)
 
 
 def _missing_required(raw: RawTable, table: str, mapping: InputMapping | None) -> list[str]:
@@ -289,7 +311,7 @@ def _broken_rejects(raw: RawTable, path: Path, problem: str | None,
                     column: str | None) -> pa.Table | None:
     rows = [(b.row_number, b.value, b.reason, None) for b in raw.broken]
     if problem:  # the whole file is refused: every row is rejected for it
-        rows += [(n, None, problem, column) for n in raw.table.column(ROW).to_pylist()]
+        rows += [(n, None, problem, column) for n in raw.row_numbers()]
     if not rows:
         return None
     numbers, values, reasons, columns = zip(*sorted(rows, key=lambda r: r[0]), strict=True)

@@ -35,17 +35,61 @@ class Broken:
     reason: str
 
 
+@dataclass(frozen=True)
+class Scan:
+    """A Parquet file DuckDB reads itself, in the check that types it: every column is
+    text or of an `exact` type, which DuckDB reads as the checks want them. Its rows are
+    streamed from the file, never held whole in Arrow beside DuckDB."""
+
+    columns: tuple[str, ...]  # the file's own column names, in order
+    rows: int
+
+
 @dataclass
 class RawTable:
     path: Path
-    table: pa.Table  # columns as named in the file (text or exact types), plus __row
+    table: pa.Table  # columns as named in the file (text or exact types), plus __row;
+    #                  of a scanned file its schema only (no rows)
     broken: list[Broken] = field(default_factory=list)
     problem: str | None = None  # a whole-file problem (every row is rejected for it)
     types: dict[str, pa.DataType] = field(default_factory=dict)  # a typed file's own types
+    scan: Scan | None = None  # set: the rows are read by DuckDB from the file (`scan_sql`)
 
     @property
     def rows(self) -> int:
+        if self.scan is not None:
+            return self.scan.rows
         return self.table.num_rows + len(self.broken)
+
+    def row_numbers(self) -> list[int]:
+        """The rows' numbers (of the rows split into columns)."""
+        if self.scan is not None:
+            return list(range(1, self.scan.rows + 1))
+        return self.table.column(ROW).to_pylist()
+
+    def scan_sql(self) -> str:
+        """The query reading a scanned file: its columns under the table's (renamed) names,
+        and __row, numbered from 1."""
+        assert self.scan is not None
+        names = [n for n in self.table.column_names if n != ROW]
+        columns = ", ".join(f"{_ident(c)} AS {_ident(n)}"
+                            for c, n in zip(self.scan.columns, names, strict=True))
+        path = str(self.path).replace("'", "''")
+        return (f"SELECT {columns}, file_row_number + 1 AS {_ident(ROW)} "
+                f"FROM read_parquet('{path}', file_row_number = true)")
+
+    def read_whole(self) -> RawTable:
+        """A scanned file read into Arrow the careful way (text that is not UTF-8 rejects
+        its row), under the table's names."""
+        whole = _read_parquet_whole(self.path)
+        if whole.problem is None:
+            whole.table = whole.table.rename_columns(self.table.column_names)
+            whole.types = dict(self.types)
+        return whole
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _text_table(columns: list[str], values: list[list[str | None]], numbers: list[int]) -> pa.Table:
@@ -262,9 +306,35 @@ def _json_text(value: object) -> str | None:
 
 def read_parquet(path: Path) -> RawTable:
     """Parquet: decimals, dates, integers and booleans as they are; other typed columns
-    as their exact text (a timestamp at midnight as its date)."""
+    as their exact text (a timestamp at midnight as its date). A file of text and exact
+    columns only is left to DuckDB to read (`Scan`); others are read into Arrow here."""
     if path.stat().st_size == 0:
         return RawTable(path, _text_table([], [], []), problem="the file is empty (no rows)")
+    return _scanned(path) or _read_parquet_whole(path)
+
+
+_SCAN_RESERVED = {ROW, "file_row_number"}  # names DuckDB's scan gives its own columns
+
+
+def _scanned(path: Path) -> RawTable | None:
+    """The file as a `Scan`, when DuckDB can read every column of it as it is."""
+    try:
+        with pq.ParquetFile(path) as f:
+            schema, rows = f.schema_arrow, f.metadata.num_rows
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
+        return None  # the careful read says why
+    names = schema.names
+    if _header_problem(names) or _SCAN_RESERVED & set(names) or not all(
+            exact(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            for t in schema.types):
+        return None
+    fields = [pa.field(f.name, f.type if exact(f.type) else pa.string()) for f in schema]
+    empty = pa.schema([*fields, pa.field(ROW, pa.int64())]).empty_table()
+    return RawTable(path, empty, types={f.name: f.type for f in schema},
+                    scan=Scan(tuple(names), rows))
+
+
+def _read_parquet_whole(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

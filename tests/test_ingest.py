@@ -215,6 +215,76 @@ def test_parquet_typed_values_are_read_as_they_are_not_as_text(client_dir, drop_
         ("payments.parquet", 4, "received_on", None, "received_on: a value is required")]
 
 
+def _parquet_file(folder, name, table):
+    path = folder / name
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_of_text_and_exact_columns_is_left_to_duckdb_to_read(client_dir, drop_dir,
+                                                                     tmp_path):
+    """A Parquet file of text and exact columns only is not read into Arrow: DuckDB reads
+    it in the check itself, under the client's renames, with the file's row numbers. A
+    file with a column DuckDB would read otherwise (a timestamp) is read whole, as before."""
+    from engine.readers import read_parquet
+
+    payments = pa.table({
+        "check_no": ["P1", "P2", "P3"],
+        "received_on": pa.array([dt.date(2026, 3, 1)] * 3, pa.date32()),
+        "amount": pa.array([Decimal("5.00"), Decimal("-1.00"), Decimal("7.25")],
+                           pa.decimal128(12, 2)),
+        "currency": ["EUR", "EUR", "EUR"]})
+    raw = read_parquet(_parquet_file(tmp_path, "payments.parquet", payments))
+    assert raw.scan is not None and raw.table.num_rows == 0 and raw.rows == 3
+    stamped = payments.append_column("sent_at", pa.array(
+        [dt.datetime(2026, 3, 1, 12, 0)] * 3, pa.timestamp("s")))
+    whole = read_parquet(_parquet_file(tmp_path, "stamped.parquet", stamped))
+    assert whole.scan is None and whole.table.num_rows == 3
+
+    buffer = io.BytesIO()
+    pq.write_table(payments, buffer)
+    drop = drop_dir(payments__parquet=buffer.getvalue())
+    result = _ingest(client_dir("inputs:\n  payments:\n    rename:\n      check_no: payment_id\n"),
+                     drop)
+    assert [(r["payment_id"], r["amount"], r["__row"]) for r in
+            result.tables["payments"].to_pylist()] == [("P1", Decimal("5.00"), 1),
+                                                       ("P3", Decimal("7.25"), 3)]
+    assert _rejects(result) == [("payments.parquet", 2, "amount", "-1.00",
+                                 "amount: must be greater than zero")]
+    assert (result.files[0].rows, result.files[0].rejected) == (3, 1)
+
+
+def test_a_scanned_parquet_file_missing_a_required_column_rejects_every_row(client_dir,
+                                                                           drop_dir):
+    payments = pa.table({"payment_id": ["P1", "P2"], "currency": ["EUR", "EUR"],
+                         "received_on": pa.array([dt.date(2026, 3, 1)] * 2, pa.date32())})
+    buffer = io.BytesIO()
+    pq.write_table(payments, buffer)
+    result = _ingest(client_dir(), drop_dir(payments__parquet=buffer.getvalue()))
+    assert result.tables["payments"].num_rows == 0
+    assert [(f, n, c, reason) for f, n, c, _v, reason in _rejects(result)] == [
+        ("payments.parquet", n, "amount", "missing required column amount") for n in (1, 2)]
+    assert (result.files[0].rows, result.files[0].rejected) == (2, 2)
+
+
+def test_a_parquet_file_with_a_damaged_page_rejects_every_row_for_it(client_dir, drop_dir):
+    """Its footer reads (so it is scanned), its data does not: DuckDB's failure sends it to
+    the careful read, which rejects every row with the reason, as for any unreadable file."""
+    payments = pa.table({"payment_id": [f"P{i}" for i in range(50)], "currency": ["EUR"] * 50,
+                         "received_on": pa.array([dt.date(2026, 3, 1)] * 50, pa.date32()),
+                         "amount": pa.array([Decimal("5.00")] * 50, pa.decimal128(12, 2))})
+    buffer = io.BytesIO()
+    pq.write_table(payments, buffer, compression="none")
+    damaged = bytearray(buffer.getvalue())
+    damaged[20:24] = b"\xff" * 4  # inside the first column's data page
+    result = _ingest(client_dir(), drop_dir(payments__parquet=bytes(damaged)))
+    rejects = _rejects(result)
+    assert [n for _f, n, _c, _v, _r in rejects] == list(range(1, 51))
+    assert all(r.startswith("not a readable Parquet file") for *_x, r in rejects)
+    assert result.tables["payments"].num_rows == 0
+    assert (result.files[0].rows, result.files[0].rejected) == (50, 50)
+
+
 def test_parquet_dates_written_as_whole_numbers_read_with_the_date_format(client_dir, drop_dir):
     """An ERP that stores 1 March 2026 as the integer 20260301: the client's date_format
     says how to read it. Without one, the number is not an ISO date and is rejected."""
