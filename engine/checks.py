@@ -337,7 +337,7 @@ def _with_computed(typed: exp.Select, computed: dict[str, exp.Expression],
             value = exp.Coalesce(this=value, expressions=[literal(DEFAULTS[(table, f.name)])])
         cols.append(exp.alias_(value, f.name, quoted=True))
         cols.append(_col(_raw(f.name)))
-    return exp.select(*cols).from_(typed.subquery("typed"))
+    return exp.select(*cols).from_(typed.subquery("typed", copy=False), copy=False)
 
 
 def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
@@ -346,14 +346,17 @@ def _with_firsts(query: exp.Select, keys: tuple[str, ...]) -> exp.Select:
     far cheaper than a window over every row. `query` is written out twice, not shared
     as a CTE: DuckDB would hold every row of a CTE over an Arrow scan, while the grouping
     reads the keys only."""
+    shared = query.copy()
     firsts = exp.select(*[_col(k) for k in keys], exp.alias_(exp.Min(this=_col(ROW)), "__first")
-                        ).from_(query.subquery("k")).group_by(*[_col(k) for k in keys]).having(
-        exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+                        ).from_(query.subquery("k", copy=False), copy=False).group_by(
+        *[_col(k) for k in keys], copy=False).having(
+        exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)), copy=False)
     on = exp.and_(*[exp.EQ(this=exp.column(k, table="c", quoted=True),
                            expression=exp.column(k, table="d", quoted=True)) for k in keys])
     return exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("c")),
                       exp.column("__first", table="d")).from_(
-        query.copy().subquery("c")).join(firsts.subquery("d"), on=on, join_type="left")
+        shared.subquery("c", copy=False), copy=False).join(
+        firsts.subquery("d", copy=False), on=on, join_type="left", copy=False)
 
 
 def _dup_ok(keys: tuple[str, ...]) -> exp.Expression:
@@ -385,11 +388,11 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
     items = _with_duplicates(checks, keys)
     # Each check once, as a column; the columns naming a bad row's faults read those.
     oks = exp.select("*", *[exp.alias_(c.ok, f"__ok{i}") for i, c in enumerate(items)]
-                     ).from_(query.subquery("checked"))
+                     ).from_(query.subquery("checked", copy=False), copy=False)
     # Only what the split keeps: the raw text and the check columns stay out of the sort.
     kept = [_col(name) for name in accepted_schema(table).names]
     return exp.select(*kept, *_reject_columns(items, keys)).from_(
-        oks.subquery("oks")).order_by(_col(ROW))
+        oks.subquery("oks", copy=False), copy=False).order_by(_col(ROW), copy=False)
 
 
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
