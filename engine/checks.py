@@ -395,6 +395,10 @@ def checked_query(source: str, table: str, present: list[str], mapping: InputMap
         oks.subquery("oks", copy=False), copy=False).order_by(_col(ROW), copy=False)
 
 
+class ScanFailed(Exception):
+    """The check of a file DuckDB was to read itself failed (its cause says why)."""
+
+
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
                  executor: Executor, file_name: str, into: str,
                  as_of: dt.date | None = None, scan: str | None = None) -> tuple[int, pa.Table]:
@@ -410,21 +414,29 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
         executor.register(ref_name, ref_table)
     if scan is None:
         executor.register(name, raw)
-    else:
+    else:  # DuckDB must not take the file's own statistics for its values: each is checked
         executor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {scan}")
+        executor.execute("SET disabled_optimizers = 'statistics_propagation'")
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
     typed = {f.name: f.type for f in raw.schema if exact(f.type)}
     checked = exp.to_table("checked_rows")
     try:
-        executor.execute(exp.Create(
+        statement = exp.Create(
             this=checked, kind="TABLE", replace=True,
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
             expression=checked_query(name, table, present, mapping, ruleset, as_of, typed,
-                                     file_name)))
+                                     file_name))
+        try:
+            executor.execute(statement)
+        except Exception as exc:
+            if scan is None:
+                raise
+            raise ScanFailed(file_name) from exc
     finally:
         if scan is None:
             executor.unregister(name)
         else:
+            executor.execute("RESET disabled_optimizers")
             executor.execute(f"DROP VIEW IF EXISTS {name}")
     try:
         bad = exp.Not(this=exp.Is(this=_col("__col"), expression=exp.null()))

@@ -24,7 +24,7 @@ import pyarrow as pa
 from loguru import logger
 
 from engine import tables
-from engine.checks import accepted_schema, reject_split
+from engine.checks import ScanFailed, accepted_schema, reject_split
 from engine.config.client import InputMapping
 from engine.config.ruleset import RuleSet
 from engine.errors import Diagnostic, DropRefused, RuleError, did_you_mean
@@ -196,18 +196,19 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
     table, path = file.table, file.path
     info = InputFile(table, path, file.sha256)
     drop.files.append(info)
-    raw = read_file(path, mapping.format if mapping else None,
-                    mapping.delimiter if mapping else ",")
+    fmt, delimiter = (mapping.format, mapping.delimiter) if mapping else (None, ",")
+    raw = read_file(path, fmt, delimiter)
+    split = _scanned_split(raw, table, mapping, ruleset, executor, as_of)
+    if raw.scan is not None and split is None:  # read the careful way, like any other file
+        raw = read_file(path, fmt, delimiter, scan=False)
     drop.problems += _column_problems(raw, table, mapping)
     raw = _renamed(raw, mapping)
     missing = _missing_required(raw, table, mapping)
     problem = raw.problem or _float_money(raw, table) or (
         f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
         else None)
-    accepted, rejected = 0, None
-    if not problem:
-        raw, accepted, rejected = _checked(raw, table, mapping, ruleset, executor, as_of)
-        problem = raw.problem
+    accepted, rejected = split or ((0, None) if problem else reject_split(
+        raw.table, table, mapping, ruleset, executor, path.name, relation(table), as_of))
     broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
     computed = {c.column for c in mapping.computed} if mapping else set()
@@ -222,21 +223,31 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
                                      + (f" ({raw.problem})" if raw.problem else "")))
 
 
-def _checked(raw: RawTable, table: str, mapping: InputMapping | None, ruleset: RuleSet,
-             executor: Executor, as_of: dt.date | None) -> tuple[RawTable, int, pa.Table]:
-    """`reject_split` of the file. A scanned Parquet file DuckDB cannot read (text that
-    is not UTF-8, a damaged page) is read again the careful way, which rejects a bad row
-    by itself, or every row with the reason the file cannot be read (`raw.problem`)."""
-    args = (table, mapping, ruleset, executor, raw.path.name, relation(table), as_of)
-    if raw.scan is not None:
-        try:
-            return raw, *reject_split(raw.table, *args, scan=raw.scan_sql())
-        except duckdb.Error as exc:
-            logger.debug(f"{raw.path.name}: DuckDB could not read it ({exc}); read again")
-            raw = raw.read_whole()
-            if raw.problem:
-                return raw, 0, None
-    return raw, *reject_split(raw.table, *args)
+def _scanned_split(raw: RawTable, table: str, mapping: InputMapping | None,
+                   ruleset: RuleSet, executor: Executor, as_of: dt.date | None,
+                   ) -> tuple[int, pa.Table] | None:
+    """`reject_split` of a Parquet file DuckDB reads itself (`Scan`), or None: it is not
+    such a file; the whole file is refused (renames that clash, a missing column); a
+    column nothing reads would go unread (its text never checked); or DuckDB cannot read
+    it (text that is not UTF-8, a damaged page). Then it is read the careful way, which
+    rejects bad rows one by one, or every row with the reason, as it always did."""
+    if raw.scan is None:
+        return None
+    renamed = _renamed(raw, mapping)
+    computed = {c.column for c in mapping.computed} if mapping else set()
+    names = [n for n in renamed.table.column_names if n != ROW]
+    if renamed.problem or _missing_required(renamed, table, mapping) or any(
+            n not in tables.INPUTS[table].names or n in computed for n in names):
+        return None
+    try:
+        return reject_split(renamed.table, table, mapping, ruleset, executor, raw.path.name,
+                            relation(table), as_of, scan=renamed.scan_sql())
+    except ScanFailed as failed:
+        if isinstance(failed.__cause__, duckdb.OutOfMemoryException | duckdb.InterruptException):
+            raise failed.__cause__ from None
+        logger.debug(f"{raw.path.name}: DuckDB could not read it ({failed.__cause__}); "
+                     "reading it the careful way")
+        return None
 
 
 def _column_problems(raw: RawTable, table: str, mapping: InputMapping | None) -> list[Problem]:
@@ -311,7 +322,7 @@ def _broken_rejects(raw: RawTable, path: Path, problem: str | None,
                     column: str | None) -> pa.Table | None:
     rows = [(b.row_number, b.value, b.reason, None) for b in raw.broken]
     if problem:  # the whole file is refused: every row is rejected for it
-        rows += [(n, None, problem, column) for n in raw.row_numbers()]
+        rows += [(n, None, problem, column) for n in raw.table.column(ROW).to_pylist()]
     if not rows:
         return None
     numbers, values, reasons, columns = zip(*sorted(rows, key=lambda r: r[0]), strict=True)

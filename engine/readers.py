@@ -61,31 +61,17 @@ class RawTable:
             return self.scan.rows
         return self.table.num_rows + len(self.broken)
 
-    def row_numbers(self) -> list[int]:
-        """The rows' numbers (of the rows split into columns)."""
-        if self.scan is not None:
-            return list(range(1, self.scan.rows + 1))
-        return self.table.column(ROW).to_pylist()
-
     def scan_sql(self) -> str:
         """The query reading a scanned file: its columns under the table's (renamed) names,
-        and __row, numbered from 1."""
+        and __row, numbered from 1. Folder names such as `currency=USD` in its path are
+        not columns (no hive partitioning)."""
         assert self.scan is not None
         names = [n for n in self.table.column_names if n != ROW]
         columns = ", ".join(f"{_ident(c)} AS {_ident(n)}"
                             for c, n in zip(self.scan.columns, names, strict=True))
         path = str(self.path).replace("'", "''")
-        return (f"SELECT {columns}, file_row_number + 1 AS {_ident(ROW)} "
-                f"FROM read_parquet('{path}', file_row_number = true)")
-
-    def read_whole(self) -> RawTable:
-        """A scanned file read into Arrow the careful way (text that is not UTF-8 rejects
-        its row), under the table's names."""
-        whole = _read_parquet_whole(self.path)
-        if whole.problem is None:
-            whole.table = whole.table.rename_columns(self.table.column_names)
-            whole.types = dict(self.types)
-        return whole
+        return (f"SELECT {columns}, file_row_number + 1 AS {_ident(ROW)} FROM read_parquet("
+                f"'{path}', file_row_number = true, hive_partitioning = false)")
 
 
 def _ident(name: str) -> str:
@@ -304,13 +290,14 @@ def _json_text(value: object) -> str | None:
     return str(value)
 
 
-def read_parquet(path: Path) -> RawTable:
+def read_parquet(path: Path, scan: bool = True) -> RawTable:
     """Parquet: decimals, dates, integers and booleans as they are; other typed columns
-    as their exact text (a timestamp at midnight as its date). A file of text and exact
-    columns only is left to DuckDB to read (`Scan`); others are read into Arrow here."""
+    as their exact text (a timestamp at midnight as its date). With `scan`, a file of
+    text and exact columns only is left to DuckDB to read (`Scan`); others are read
+    into Arrow here."""
     if path.stat().st_size == 0:
         return RawTable(path, _text_table([], [], []), problem="the file is empty (no rows)")
-    return _scanned(path) or _read_parquet_whole(path)
+    return (scan and _scanned(path)) or _read_parquet_whole(path)
 
 
 _SCAN_RESERVED = {ROW, "file_row_number"}  # names DuckDB's scan gives its own columns
@@ -324,7 +311,7 @@ def _scanned(path: Path) -> RawTable | None:
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
         return None  # the careful read says why
     names = schema.names
-    if _header_problem(names) or _SCAN_RESERVED & set(names) or not all(
+    if _header_problem(names) or _SCAN_RESERVED & {n.lower() for n in names} or not all(
             exact(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
             for t in schema.types):
         return None
@@ -433,10 +420,10 @@ READERS = {".csv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def read_file(path: Path, fmt: str | None, delimiter: str = ",") -> RawTable:
+def read_file(path: Path, fmt: str | None, delimiter: str = ",", scan: bool = True) -> RawTable:
     kind = fmt or READERS.get(path.suffix.lower(), "csv")
     if kind == "parquet":
-        return read_parquet(path)
+        return read_parquet(path, scan)
     if kind == "jsonl":
         return read_jsonl(path)
     return read_csv(path, delimiter)

@@ -285,6 +285,54 @@ def test_a_parquet_file_with_a_damaged_page_rejects_every_row_for_it(client_dir,
     assert (result.files[0].rows, result.files[0].rejected) == (50, 50)
 
 
+def _parquet_bytes(table, **options) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)
+    return buffer.getvalue()
+
+
+def _payments(n: int, **extra) -> pa.Table:
+    return pa.table({"payment_id": [f"P{i}" for i in range(1, n + 1)], "currency": ["EUR"] * n,
+                     "received_on": pa.array([dt.date(2026, 3, 1)] * n, pa.date32()),
+                     "amount": pa.array([Decimal("5.00") + i for i in range(n)],
+                                        pa.decimal128(12, 2)), **extra})
+
+
+def test_a_scanned_parquet_file_takes_no_value_from_its_folder_names(client_dir, drop_dir):
+    """A drop kept under a folder such as `currency=USD/`: DuckDB would read that as a
+    column of the file (hive partitioning) and put USD in every row."""
+    drop = drop_dir("currency=USD/amount=1/2026-03-02",
+                    payments__parquet=_parquet_bytes(_payments(2)))
+    result = _ingest(client_dir(), drop)
+    assert [(r["currency"], r["amount"]) for r in result.tables["payments"].to_pylist()] == [
+        ("EUR", Decimal("5.00")), ("EUR", Decimal("6.00"))]
+
+
+def test_parquet_text_that_is_not_utf8_rejects_its_row_in_a_column_nothing_reads(
+        client_dir, drop_dir):
+    """The check reads only the table's columns, so DuckDB would never see the bad text of
+    an extra column: such a file is read the careful way, and the row is rejected."""
+    memo = pa.array([b"ok", b"caf\xe9", b"x"], pa.binary()).view(pa.string())
+    result = _ingest(client_dir(), drop_dir(
+        payments__parquet=_parquet_bytes(_payments(3, memo=memo))))
+    assert [r["payment_id"] for r in result.tables["payments"].to_pylist()] == ["P1", "P3"]
+    assert [(n, reason) for _f, n, _c, _v, reason in _rejects(result)] == [
+        (2, "memo: not valid UTF-8 text")]
+
+
+def test_a_parquet_value_is_checked_whatever_the_file_says_of_its_range(client_dir, drop_dir):
+    """The footer's statistics say every amount is positive, but a damaged byte made row
+    34's negative: DuckDB must check the value, not fold the check from the statistics."""
+    data = bytearray(_parquet_bytes(_payments(50), compression="none"))
+    at = data.find((3800).to_bytes(6, "big", signed=True))  # row 34's amount, 38.00
+    data[at] ^= 0x80  # its sign bit
+    result = _ingest(client_dir(), drop_dir(payments__parquet=bytes(data)))
+    rejects = _rejects(result)
+    assert [(n, c) for _f, n, c, _v, _r in rejects] == [(34, "amount")]
+    assert rejects[0][4] == "amount: must be greater than zero"
+    assert result.tables["payments"].num_rows == 49
+
+
 def test_parquet_dates_written_as_whole_numbers_read_with_the_date_format(client_dir, drop_dir):
     """An ERP that stores 1 March 2026 as the integer 20260301: the client's date_format
     says how to read it. Without one, the number is not an ISO date and is rejected."""
