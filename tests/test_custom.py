@@ -35,6 +35,14 @@ def _custom(s, as_of: str | None = None) -> list[tuple]:
              p["rule_ref"]) for p in s.rows("exceptions", as_of) if p["stage"] == "custom"]
 
 
+def _two_payments() -> list[dict]:
+    """Two payments of customer C1 received on 2026-03-02: P1 names "x", P2 names "y"."""
+    return [{"payment_id": "P1", "received_on": "2026-03-02", "amount": "200.00",
+             "currency": "EUR", "customer_id": "C1", "reference": "x"},
+            {"payment_id": "P2", "received_on": "2026-03-02", "amount": "12.34",
+             "currency": "EUR", "customer_id": "C1", "reference": "y"}]
+
+
 NO_FEE = """\
     # Strategic accounts are never charged a dunning fee.
     rule strategic_no_fee on dunning_notices
@@ -112,12 +120,7 @@ def test_raise_on_invoices_payments_and_lines_names_the_rule(tmp_path):
               "  - {id: by_reference, type: reference}\n"})
     assert s.night("2026-03-02", customers=[customer("C1"), customer("C2")],
                    transactions=[line("T1", "10", "100.00"), line("T2", "60", "1.00", "C2")],
-                   payments=[{"payment_id": "P1", "received_on": "2026-03-02",
-                              "amount": "200.00", "currency": "EUR", "customer_id": "C1",
-                              "reference": "x"},
-                             {"payment_id": "P2", "received_on": "2026-03-02",
-                              "amount": "12.34", "currency": "EUR", "customer_id": "C1",
-                              "reference": "y"}]) == 0
+                   payments=_two_payments()) == 0
     invoices = {i["customer_id"]: i for i in s.rows("invoices")}
     c1, c2 = invoices["C1"]["invoice_id"], invoices["C2"]["invoice_id"]
     assert invoices["C1"]["gross_amount"] == D("1190")  # 1,000.00 + 19% VAT
@@ -343,11 +346,6 @@ def test_a_rule_on_cash_applications_reads_the_payment_it_applies(tmp_path):
         """), "matching.yaml": "kind: matching\nversion: 1\nstrategies:\n"
               "  - {id: by_reference, type: reference}\n"})
     assert s.night("2026-03-02", customers=[customer("C1")],
-                   payments=[{"payment_id": "P1", "received_on": "2026-03-02",
-                              "amount": "200.00", "currency": "EUR", "customer_id": "C1",
-                              "reference": "x"},
-                             {"payment_id": "P2", "received_on": "2026-03-02",
-                              "amount": "12.34", "currency": "EUR", "customer_id": "C1",
-                              "reference": "y"}]) == 0
+                   payments=_two_payments()) == 0
     assert _custom(s) == [("info", "FROM_X", "P1", "P1 keeps 200.0000 unapplied", "from_x",
                            "review.rules:1")]
