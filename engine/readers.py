@@ -4,7 +4,9 @@ Every reader returns a `RawTable`: every column as text (typing is the
 validator's job, so one bad value rejects one row, not the file), a `__row`
 column, and the rows that could not even be split into columns. A Parquet column
 of a type SQL holds exactly (decimal, date, integer, boolean) stays typed: the
-checks read it as it is, and show its text only for a rejected row.
+checks read it as it is, and show its text only for a rejected row. A Parquet file of
+such columns and text only may be left for DuckDB to read in the check itself (`Scan`):
+its RawTable then has the schema and no rows.
 """
 
 from __future__ import annotations
