@@ -197,23 +197,20 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
     info = InputFile(table, path, file.sha256)
     drop.files.append(info)
     fmt, delimiter = (mapping.format, mapping.delimiter) if mapping else (None, ",")
-    raw = read_file(path, fmt, delimiter)
-    split = _scanned_split(raw, table, mapping, ruleset, executor, as_of)
+    given = read_file(path, fmt, delimiter)
+    raw, problem, missing = _examined(given, table, mapping)
+    split = _scanned_split(raw, problem, table, mapping, ruleset, executor, as_of)
     if raw.scan is not None and split is None:  # read the careful way, like any other file
-        raw = read_file(path, fmt, delimiter, scan=False)
-    drop.problems += _column_problems(raw, table, mapping)
-    raw = _renamed(raw, mapping)
-    missing = _missing_required(raw, table, mapping)
-    problem = raw.problem or _float_money(raw, table) or (
-        f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
-        else None)
+        given = read_file(path, fmt, delimiter, scan=False)
+        raw, problem, missing = _examined(given, table, mapping)
+    drop.problems += _column_problems(given, table, mapping)
     accepted, rejected = split or ((0, None) if problem else reject_split(
         raw.table, table, mapping, ruleset, executor, path.name, relation(table), as_of))
     broken = _broken_rejects(raw, path, problem, ", ".join(missing) or None)
     drop.rejects += [t for t in (broken, rejected) if t is not None]
-    computed = {c.column for c in mapping.computed} if mapping else set()
     drop.present.setdefault(table, set()).update(
-        (set(raw.table.column_names) | computed) & set(tables.INPUTS[table].names))
+        (set(raw.table.column_names) | _computed_columns(mapping))
+        & set(tables.INPUTS[table].names))
     info.rows = raw.rows
     info.rejected = info.rows - accepted
     info.problem = problem
@@ -223,25 +220,39 @@ def _ingest_file(file: DropFile, mapping: InputMapping | None, ruleset: RuleSet,
                                      + (f" ({raw.problem})" if raw.problem else "")))
 
 
-def _scanned_split(raw: RawTable, table: str, mapping: InputMapping | None,
-                   ruleset: RuleSet, executor: Executor, as_of: dt.date | None,
-                   ) -> tuple[int, pa.Table] | None:
+def _examined(given: RawTable, table: str, mapping: InputMapping | None,
+              ) -> tuple[RawTable, str | None, list[str]]:
+    """The file under the client's names; the problem its whole file is refused for, if
+    any; the required columns it lacks."""
+    raw = _renamed(given, mapping)
+    missing = _missing_required(raw, table, mapping)
+    problem = raw.problem or _float_money(raw, table) or (
+        f"missing required column {', '.join(missing)}{_delimiter_hint(raw)}" if missing
+        else None)
+    return raw, problem, missing
+
+
+def _computed_columns(mapping: InputMapping | None) -> set[str]:
+    return {c.column for c in mapping.computed} if mapping else set()
+
+
+def _scanned_split(raw: RawTable, problem: str | None, table: str,
+                   mapping: InputMapping | None, ruleset: RuleSet, executor: Executor,
+                   as_of: dt.date | None) -> tuple[int, pa.Table] | None:
     """`reject_split` of a Parquet file DuckDB reads itself (`Scan`), or None: it is not
-    such a file; the whole file is refused (renames that clash, a missing column); a
-    column nothing reads would go unread (its text never checked); or DuckDB cannot read
-    it (text that is not UTF-8, a damaged page). Then it is read the careful way, which
-    rejects bad rows one by one, or every row with the reason, as it always did."""
-    if raw.scan is None:
+    such a file; the whole file is refused (`problem`); a column nothing reads would go
+    unread (its text never checked); or DuckDB cannot read it (text that is not UTF-8, a
+    damaged page). Then it is read the careful way, which rejects bad rows one by one, or
+    every row with the reason, as it always did."""
+    if raw.scan is None or problem:
         return None
-    renamed = _renamed(raw, mapping)
-    computed = {c.column for c in mapping.computed} if mapping else set()
-    names = [n for n in renamed.table.column_names if n != ROW]
-    if renamed.problem or _missing_required(renamed, table, mapping) or any(
-            n not in tables.INPUTS[table].names or n in computed for n in names):
+    computed = _computed_columns(mapping)
+    if any(n not in tables.INPUTS[table].names or n in computed
+           for n in raw.table.column_names if n != ROW):
         return None
     try:
-        return reject_split(renamed.table, table, mapping, ruleset, executor, raw.path.name,
-                            relation(table), as_of, scan=renamed.scan_sql())
+        return reject_split(raw.table, table, mapping, ruleset, executor, raw.path.name,
+                            relation(table), as_of, scan=raw.scan_sql())
     except ScanFailed as failed:
         if isinstance(failed.__cause__, duckdb.OutOfMemoryException | duckdb.InterruptException):
             raise failed.__cause__ from None
@@ -313,7 +324,7 @@ def _missing_required(raw: RawTable, table: str, mapping: InputMapping | None) -
     if raw.problem:
         return []
     present = set(raw.table.column_names)
-    computed = {c.column for c in mapping.computed} if mapping else set()
+    computed = _computed_columns(mapping)
     required = tables.required_columns(tables.INPUTS[table])
     return [c for c in required if c not in present and c not in computed]
 

@@ -92,6 +92,12 @@ class Staged:
                 writer.close()
         self.open.clear()
 
+    def discard(self) -> None:
+        """A failed night that has no publication intent to clear: stop, and remove the
+        staging folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def put(self, name: str, table: pa.Table | Iterable[pa.Table]) -> None:
         """Table `name`, whole or in pieces (each written as it comes; an empty table is
         given as one empty piece, which still makes its file)."""

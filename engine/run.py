@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -591,8 +590,7 @@ def _write_refused(options: RunOptions, ruleset: RuleSet, as_of: dt.date, run_id
         manifest["finished_at"] = _now()
         staged.finish(manifest)
     except BaseException:
-        staged.stop()
-        shutil.rmtree(staging, ignore_errors=True)
+        staged.discard()
         raise
     safety.publish(staging, target, target.parent / f".{target.name}.old-{run_id}")
     logger.error(f"drop refused; rejects in {target}")

@@ -333,6 +333,30 @@ def test_a_parquet_value_is_checked_whatever_the_file_says_of_its_range(client_d
     assert result.tables["payments"].num_rows == 49
 
 
+def test_duckdb_out_of_memory_on_a_scanned_file_fails_the_ingest(client_dir, drop_dir,
+                                                                  monkeypatch):
+    """Past the memory limit the careful read would only hold more, outside it: the error
+    stands, the file is not read again into Arrow."""
+    import duckdb
+
+    from engine import readers
+
+    execute, careful = DuckDBExecutor.execute, []
+
+    def short_of_memory(self, statement):
+        if "TABLE checked_rows AS" in self.render(statement):
+            raise duckdb.OutOfMemoryException("Out of Memory Error: test")
+        return execute(self, statement)
+
+    whole = readers._read_parquet_whole
+    monkeypatch.setattr(DuckDBExecutor, "execute", short_of_memory)
+    monkeypatch.setattr(readers, "_read_parquet_whole",
+                        lambda path: careful.append(path) or whole(path))
+    with pytest.raises(duckdb.OutOfMemoryException):
+        _ingest(client_dir(), drop_dir(payments__parquet=_parquet_bytes(_payments(2))))
+    assert careful == []
+
+
 def test_parquet_dates_written_as_whole_numbers_read_with_the_date_format(client_dir, drop_dir):
     """An ERP that stores 1 March 2026 as the integer 20260301: the client's date_format
     says how to read it. Without one, the number is not an ISO date and is rejected."""

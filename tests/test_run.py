@@ -142,6 +142,23 @@ def test_a_state_from_before_version_3_is_migrated_and_runs_on_the_same(tmp_path
     assert ledger("old")[1:] == ([("NOT NULL",)] * 4, [("3",)])
 
 
+def test_a_refused_drop_whose_rejects_cannot_be_written_leaves_nothing(
+        tmp_path, client_dir, drop_dir, monkeypatch):
+    """The refusal's own outputs fail to write (a full disk): no refused folder, no
+    staging folder, no state."""
+    drop = drop_dir(customers__csv=CUSTOMERS_CSV + "C4,Delta,DE,,EURO,,,\nC5,,DE,,EUR,,,\n",
+                    transactions__csv="txn_id,customer_id\nT1,C1\n")
+
+    def full_disk(self, table, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    assert _run(client_dir(), drop, tmp_path) == 4
+    out = tmp_path / "out"
+    assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []
+    assert _runs(tmp_path) == []
+
+
 def test_bad_rules_stop_before_the_drop_is_read(tmp_path, client_dir, capsys):
     rules = client_dir()
     (rules / "client.yaml").write_text((rules / "client.yaml").read_text().replace(
