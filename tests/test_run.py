@@ -108,18 +108,25 @@ def test_three_nights_in_a_row_and_identical_runs_give_identical_bytes(tmp_path)
     assert tables_a == tables_b and len(tables_a) == 9 * len(NIGHTS)  # 9 tables a night
 
 
-def test_a_state_from_before_version_3_is_migrated_and_runs_on_the_same(tmp_path):
-    """Version 3 dropped processed_ids' key index: an older state is rebuilt without it,
-    keeps every id, and its next night gives the same outputs as a state made new."""
+def test_a_state_from_before_version_4_is_migrated_and_runs_on_the_same(tmp_path):
+    """Versions 3 and 4 dropped the key indexes of processed_ids, customers and open_items:
+    an older state has them rebuilt without, keeps every row, and its next night gives the
+    same outputs as a state made new."""
+    keys = {"processed_ids": "kind, id", "customers": "customer_id", "open_items": "invoice_id"}
     for state in ("old", "new"):
         assert _run(NORDWIND, NIGHTS[0], tmp_path / state) == 0
     con = duckdb.connect(str(tmp_path / "old" / "state.duckdb"))
-    con.execute("CREATE TABLE keyed (kind VARCHAR, id VARCHAR, as_of DATE NOT NULL, "
-                "run_id VARCHAR NOT NULL, PRIMARY KEY (kind, id))")
-    con.execute("INSERT INTO keyed SELECT * FROM processed_ids")
-    con.execute("DROP TABLE processed_ids")
-    con.execute("ALTER TABLE keyed RENAME TO processed_ids")
+    for table, key in keys.items():
+        columns = ", ".join(f"{name} {kind}" for name, kind in con.sql(
+            f"SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = '{table}' "
+            "ORDER BY column_index").fetchall())
+        con.execute(f"CREATE TABLE keyed ({columns}, PRIMARY KEY ({key}))")
+        con.execute(f"INSERT INTO keyed SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE keyed RENAME TO {table}")
     con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    assert len(con.sql("SELECT * FROM duckdb_constraints() "
+                       "WHERE constraint_type = 'PRIMARY KEY'").fetchall()) >= 3
     con.close()
     for state in ("old", "new"):
         assert _run(NORDWIND, NIGHTS[1], tmp_path / state) == 0
@@ -131,15 +138,39 @@ def test_a_state_from_before_version_3_is_migrated_and_runs_on_the_same(tmp_path
     def ledger(state: str) -> tuple:
         con = duckdb.connect(str(tmp_path / state / "state.duckdb"), read_only=True)
         try:
-            return (con.sql("SELECT * FROM processed_ids ORDER BY ALL").fetchall(),
-                    con.sql("SELECT constraint_type FROM duckdb_constraints() "
-                            "WHERE table_name = 'processed_ids' ORDER BY ALL").fetchall(),
+            return (tuple(con.sql(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+                          for table in keys),
+                    con.sql("SELECT table_name, constraint_type FROM duckdb_constraints() "
+                            "WHERE list_contains(?, table_name) AND constraint_type <> 'NOT NULL' "
+                            "ORDER BY ALL", params=[list(keys)]).fetchall(),
                     con.sql("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
         finally:
             con.close()
 
-    assert ledger("old")[0] and ledger("old") == ledger("new")
-    assert ledger("old")[1:] == ([("NOT NULL",)] * 4, [("3",)])
+    assert all(ledger("old")[0]) and ledger("old") == ledger("new")
+    assert ledger("old")[1:] == ([], [("4",)])
+
+
+def test_a_number_the_subledger_holds_already_refuses_the_night(tmp_path, capsys):
+    """An invoice number is the key of the books: a sequence set back (a state restored
+    in part) refuses the night before anything is posted, rather than numbering a second
+    item the same."""
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    last = con.sql("SELECT last_seq FROM sequences WHERE series = 'invoice'").fetchall()[0][0]
+    con.execute("UPDATE sequences SET last_seq = last_seq - 3")
+    before = con.sql("SELECT * FROM open_items ORDER BY ALL").fetchall()
+    con.close()
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 3
+    err = capsys.readouterr().err
+    assert [int(n) for n in re.findall(
+        r"error\[E324\]: document NW-2026-(\d+) would be a second item of that id in the "
+        r"subledger", err)] == [last - 2, last - 1, last]
+    assert "state.sequences restored from an older copy" in err
+    con = duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True)
+    assert con.sql("SELECT * FROM open_items ORDER BY ALL").fetchall() == before
+    con.close()
+    assert [r[0] for r in _runs(tmp_path)] == [dt.date.fromisoformat(NIGHTS[0].name)]
 
 
 def test_a_refused_drop_whose_rejects_cannot_be_written_leaves_nothing(
@@ -320,16 +351,23 @@ def test_first_night_needs_customers_and_a_missing_drop_is_an_argument_error(
 
 
 def test_a_partial_customer_row_keeps_what_it_does_not_send(tmp_path, client_dir, drop_dir):
+    """A customer sent again is updated in place (state.customers has no key index to
+    replace it by), a new one is added: one row each."""
     rules = client_dir()
     assert _run(rules, drop_dir(customers__csv=CUSTOMERS_CSV), tmp_path) == 0
     later = drop_dir("2026-03-03", customers__csv="customer_id,name,country,currency,email\n"
-                                                  "C1,Alpha AG,DE,EUR,ap@alpha.example\n")
+                                                  "C1,Alpha AG,DE,EUR,ap@alpha.example\n"
+                                                  "C4,Delta BV,NL,EUR,\n")
     assert _run(rules, later, tmp_path) == 0
     con = duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True)
-    row = con.sql("SELECT name, vat_id, payment_terms_days, tax_exempt, email FROM customers "
-                  "WHERE customer_id = 'C1'").fetchall()[0]
+    rows = con.sql("SELECT customer_id, name, vat_id, payment_terms_days, tax_exempt, email, "
+                   "updated_on FROM customers ORDER BY customer_id").fetchall()
     con.close()
-    assert row == ("Alpha AG", "DE123456789", 30, False, "ap@alpha.example")
+    assert [r[0] for r in rows] == ["C1", "C2", "C3", "C4"]
+    assert rows[0][1:] == ("Alpha AG", "DE123456789", 30, False, "ap@alpha.example",
+                           dt.date(2026, 3, 3))
+    assert rows[1][-1] == dt.date(2026, 3, 2)  # not sent again: not touched
+    assert rows[3][1:3] == ("Delta BV", None)
 
 
 def test_a_second_run_of_the_same_client_is_refused_while_the_first_holds_the_state(tmp_path,

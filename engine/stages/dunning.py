@@ -29,7 +29,7 @@ from engine.config.ruleset import RuleSet
 from engine.dsl.compile import bind_as_of, exact_div, literal
 from engine.exceptions import Problem
 from engine.executor import Executor
-from engine.stages import custom
+from engine.stages import custom, subledger
 from engine.stages.credit import RATES
 from engine.stages.sql import Statement, round_minor, template
 
@@ -299,6 +299,8 @@ def _days(delta: dt.timedelta) -> str:
 
 
 def post(executor: Executor, as_of: dt.date) -> None:
+    subledger.refuse_taken(executor, "dun_charges", "charge",
+                           "a fee or interest item has the id of an item the subledger holds")
     executor.query(POST_LEVELS, [as_of, as_of])
     executor.query(POST_CHARGES, [as_of, as_of, as_of])
 

@@ -31,6 +31,7 @@ from engine.errors import Diagnostic, DropRefused
 from engine.exceptions import Problem
 from engine.executor import Executor
 from engine.stages import invoicing_sql as sql_text
+from engine.stages import subledger
 from engine.stages.sql import (
     MAX_AMOUNT,
     Statement,
@@ -250,6 +251,10 @@ def _refuse_overflow(executor: Executor) -> None:
 def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
          run_id: str) -> None:
     """Tonight's invoices into the subledger: open items, numbers, processed and held lines."""
+    subledger.refuse_taken(executor, "inv_heads", "document", (
+        "the state's number sequence is behind the numbers the subledger holds (was "
+        "state.sequences restored from an older copy?); the numbers go on from "
+        "state.sequences"))
     executor.query(sql_text.OPEN)
     types = invoiced.invoices.column("document_type").to_pylist()
     for series, last in (("invoice", seq.last_invoice), ("credit_note", seq.last_credit_note)):

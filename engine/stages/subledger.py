@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlglot import exp
-
-from engine.dsl.compile import bind_as_of
+from engine.errors import Diagnostic, DropRefused
 from engine.executor import Executor
 
 
@@ -23,6 +21,8 @@ def post(drop, executor: Executor, as_of: dt.date) -> dict:
         _upsert_customers(executor, given, as_of)
         counts["customers_upserted"] = customers
     if items := drop.tables.count("opening_items"):
+        refuse_taken(executor, "drop_opening_items", "opening item",
+                     "an opening item has the id of an item the subledger holds")
         executor.query(_OPEN_ITEMS, [as_of])
         counts["opening_items"] = items
     if disputes := drop.tables.count("disputes"):
@@ -54,17 +54,39 @@ CUSTOMER_COLUMNS = ("customer_id", "name", "country", "region", "segment", "curr
 
 def _upsert_customers(executor: Executor, given: set[str], as_of: dt.date) -> None:
     """New customers are added; a changed row replaces the columns its file gives and
-    keeps the stored value of every column the file does not have."""
-    columns = [exp.column(c, table="t") if c in given or c == "customer_id" else
-               exp.Coalesce(this=exp.column(c, table="s"), expressions=[exp.column(c, table="t")])
-               for c in CUSTOMER_COLUMNS]
-    select = exp.select(*columns, exp.cast(exp.Placeholder(this="as_of"), "DATE")).from_(
-        exp.alias_(exp.to_table("drop_customers"), "t", table=True)).join(
-        exp.alias_(exp.to_table("state.customers"), "s", table=True),
-        on=exp.EQ(this=exp.column("customer_id", table="s"),
-                  expression=exp.column("customer_id", table="t")), join_type="left")
-    executor.execute("INSERT OR REPLACE INTO state.customers "
-                     + executor.render(bind_as_of(select, as_of)))
+    keeps the stored value of every column the file does not have. (Updated in place and
+    inserted, not replaced: state.customers has no key index, see `engine.state`.)"""
+    kept = [c for c in CUSTOMER_COLUMNS if c not in given and c != "customer_id"]
+    sets = ", ".join([f"{c} = t.{c}" for c in CUSTOMER_COLUMNS if c not in kept
+                      and c != "customer_id"]
+                     + [f"{c} = coalesce(state.customers.{c}, t.{c})" for c in kept])
+    executor.query(f"UPDATE state.customers SET {sets}, updated_on = ?::DATE "
+                   "FROM drop_customers AS t WHERE state.customers.customer_id = t.customer_id",
+                   [as_of])
+    executor.query(f"INSERT INTO state.customers SELECT {', '.join(CUSTOMER_COLUMNS)}, ?::DATE "
+                   "FROM drop_customers AS t WHERE NOT EXISTS (SELECT 1 FROM state.customers "
+                   "AS s WHERE s.customer_id = t.customer_id)", [as_of])
+
+
+# The ids among `source`'s that the subledger holds already, or that come twice in it.
+_TAKEN = """
+SELECT invoice_id FROM (
+  SELECT invoice_id FROM {source}
+  UNION ALL
+  SELECT invoice_id FROM state.open_items
+  WHERE invoice_id IN (SELECT invoice_id FROM {source}))
+GROUP BY invoice_id HAVING count(*) > 1 ORDER BY invoice_id LIMIT 5"""
+
+
+def refuse_taken(executor: Executor, source: str, what: str, hint: str) -> None:
+    """The night refused before the items of `source` are posted when one has the id of
+    an item the subledger already holds, or of another of them: an item id is the key
+    of the books (state.open_items keeps it unique this way, without a key index)."""
+    rows = executor.query(_TAKEN.format(source=source))
+    if rows:
+        raise DropRefused([Diagnostic(
+            "E324", f"{what} {invoice_id} would be a second item of that id in the subledger",
+            hint=hint) for (invoice_id,) in rows])
 
 
 _OPEN_ITEMS = """
