@@ -8,11 +8,17 @@ checked to balance, per entry and currency.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from decimal import Decimal
 
+import duckdb
 from conftest import ACCOUNTS_WITH_DISCOUNT, STANDARD_TAX, replace_accounts
+from hypothesis import example, given
+from hypothesis import strategies as st
 from scenario import CUSTOMER, Scenario, details, line, money
+
+from engine.stages.cash_sql import item_key
 
 TAX = STANDARD_TAX
 
@@ -115,6 +121,16 @@ def unapplied(s: Scenario) -> list[tuple]:
 # --- 1, 2, 3: tolerance ---------------------------------------------------------------
 
 BOTH_TOLERANCES = "{absolute: 5.00, percent: 0.5%}"
+
+
+@given(st.lists(st.text(alphabet="aZ09-_/ .#é\u00a0\n", max_size=12), min_size=1, max_size=20))
+@example(["NW-2026-000041", "nw 2026/41", "-", "", "ÉT-1", "A-é-1"])
+def test_an_item_key_is_the_ids_letters_and_digits_upper_cased(ids):
+    """An id of letters, digits and dashes has its dashes dropped, any other id goes
+    through the regular expression: the keys are the same either way."""
+    con = duckdb.connect()
+    keys = con.execute(f"SELECT {item_key('id')} FROM unnest(?) AS t(id)", [ids]).fetchall()
+    assert [k for (k,) in keys] == [re.sub("[^A-Za-z0-9]", "", i).upper() for i in ids]
 
 
 def test_a_short_payment_within_tolerance_is_written_off(tmp_path):

@@ -396,6 +396,7 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
     by_payment, carried, customers = _per_payment(executor.query(sql_text.SHORT_ROWS))
     out = []
     exception = strategy.on_short == "exception"
+    tol = strategy.tolerance.describe()
     if exception and by_payment:
         executor.query(sql_text.MARK_EXCEPTION, ["PAYMENT_SHORT", strategy.index,
                                                  list(by_payment)])
@@ -404,7 +405,6 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
             continue
         _i, total, cash, currency = items[0]
         ids = ", ".join(i for i, *_ in items)
-        tol = strategy.tolerance.describe()
         if exception:
             out.append(Problem(
                 "warning", "PAYMENT_SHORT", "matching", "payment", pid,
@@ -456,14 +456,18 @@ def _unmatched(executor: Executor, matching: Matching,
     candidates: dict[str, list[tuple]] = defaultdict(list)
     for row in executor.query(sql_text.UNMATCHED_CANDIDATES):
         candidates[row[0]].append(row[1:])
+    allows = {s.index: f"{s.id} allows {s.tolerance.describe()}" for s in matching.strategies
+              if s.type != "reference"}
     out = []
     for pid, customer, currency, _received, cash, reference in payments:
         applies = [s for s, on in zip(matching.strategies, flags[pid], strict=True) if on]
+        tolerances = ", ".join(allows[s.index] for s in applies if s.index in allows)
         ranked = sorted(candidates.get(pid, []),
                         key=lambda c: (not c[7], c[5] is not None, c[2] != currency,
                                        abs(c[8] - cash), c[0]))[:3]
         listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
-                   "why_not": _why_not(c, customer, currency, cash, applies)} for c in ranked]
+                   "why_not": _why_not(c, customer, currency, cash, applies, tolerances)}
+                  for c in ranked]
         named = {c[1] for c in candidates.get(pid, []) if c[7] and c[2] == currency}
         why = _payment_why(customer, reference, named, applies, searched.get(pid))
         text = f"payment {pid} of {_money(cash)} {currency}"
@@ -507,8 +511,10 @@ def _payment_why(customer, reference, named: set[str], applies: list[Strategy],
     return "; ".join(reasons) or "no open item fits"
 
 
-def _why_not(c: tuple, customer, currency: str, cash: Decimal,
-             applies: list[Strategy]) -> str:
+def _why_not(c: tuple, customer, currency: str, cash: Decimal, applies: list[Strategy],
+             tolerances: str) -> str:
+    """Why candidate `c` did not match; `tolerances`: those of the strategies that
+    apply, but reference."""
     (invoice_id, item_customer, item_currency, _due, open_amount, closed_on, disputed, named,
      open_start, paid_by) = c
     if closed_on is not None:
@@ -526,8 +532,6 @@ def _why_not(c: tuple, customer, currency: str, cash: Decimal,
         return "under dispute: matched only when the reference names it"
     diff = open_amount - cash
     side = f"{_money(abs(diff))} {'short' if diff > 0 else 'over'}"
-    tolerances = ", ".join(f"{s.id} allows {s.tolerance.describe()}" for s in applies
-                           if s.type != "reference")
     return f"open {_money(open_amount)}, the payment is {side}" + (
         f" ({tolerances})" if tolerances else "")
 

@@ -28,15 +28,26 @@ LEFT JOIN state.customers AS customer ON customer.customer_id = t.customer_id
 JOIN currencies AS cur ON cur.code = t.currency
 """
 
+
+def item_key(column: str) -> str:
+    """The key an item id is matched by (`NW-2026-000041` -> `NW2026000041`): letters
+    and digits only, upper case. An id of letters, digits and dashes (most are) has its
+    dashes replaced: the same key in a third of the time of the regular expression
+    (every open item is keyed every night)."""
+    return (f"CASE WHEN regexp_full_match({column}, '[A-Za-z0-9-]*') "
+            f"THEN upper(replace({column}, '-', '')) "
+            f"ELSE upper(regexp_replace({column}, '[^A-Za-z0-9]', '', 'g')) END")
+
+
 # `alloc_rank` is the allocation order of a customer's items. Ranks are only ever compared
 # within one payment, whose items are always one customer's, so they are numbered per
 # customer: windows over partitions run in parallel, one over every item does not.
-ITEMS = """
+ITEMS = f"""
 CREATE OR REPLACE TEMP TABLE cash_items AS
 SELECT o.invoice_id, o.customer_id, o.currency, o.item_type, o.invoice_date, o.due_date,
        o.amount_original, CAST(o.amount_open AS DECIMAL(18,4)) AS open_amount,
        CAST(o.amount_open AS DECIMAL(18,4)) AS open_start,
-       upper(regexp_replace(o.invoice_id, '[^A-Za-z0-9]', '', 'g')) AS ref_key,
+       {item_key("o.invoice_id")} AS ref_key,
        coalesce(d.status = 'open', false) AS disputed, d.opened_on AS disputed_since,
        CASE WHEN o.item_type IN ('invoice', 'opening') THEN :discount ELSE 0 END AS discount,
        o.invoice_date + :discount_days AS discount_until,
@@ -293,7 +304,7 @@ FROM cash_pay WHERE state = 'open' AND origin = 'drop' ORDER BY payment_id
 # Items an unmatched payment might have meant: those its reference names (open or
 # not), and the payer's items open at the start of the night in any currency; with
 # the payments that settled them tonight.
-UNMATCHED_CANDIDATES = """
+UNMATCHED_CANDIDATES = f"""
 WITH paid AS (
   SELECT invoice_id, string_agg(DISTINCT payment_id, ', ') AS paid_by
   FROM cash_apps WHERE invoice_id IS NOT NULL GROUP BY invoice_id
@@ -304,7 +315,7 @@ SELECT p.payment_id, o.invoice_id, o.customer_id, o.currency, o.due_date,
        coalesce(i.open_start, o.amount_open) AS open_start, b.paid_by
 FROM cash_pay AS p
 JOIN cash_refs AS r ON r.payment_id = p.payment_id
-JOIN (SELECT *, upper(regexp_replace(invoice_id, '[^A-Za-z0-9]', '', 'g')) AS ref_key
+JOIN (SELECT *, {item_key("invoice_id")} AS ref_key
       FROM state.open_items) AS o ON o.ref_key = r.ref_key
 LEFT JOIN cash_items AS i ON i.invoice_id = o.invoice_id
 LEFT JOIN paid AS b ON b.invoice_id = o.invoice_id
