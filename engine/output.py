@@ -64,6 +64,7 @@ class Staged:
     def __init__(self, folder: Path, fmt: str, keep: bool = False):
         self.folder, self.fmt, self.keep = folder, fmt, keep
         self.rows: dict[Path, int] = {}  # every file written, in order, with its rows
+        self.digests: dict[Path, str] = {}  # its sha256, taken on the writing thread
         self.kept: dict[str, pa.Table] = {}
         self.open: dict[str, tuple[Path, Any, int]] = {}  # name -> (path, writer, rows)
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ruledger-write")
@@ -125,14 +126,25 @@ class Staged:
 
     def _close(self, name: str) -> None:
         path, writer, rows = self.open.pop(name)
-        self._submit(writer.close)
+        self._submit(self._closed, path, writer)
         self.rows[path] = rows
 
+    def _closed(self, path: Path, writer: Any) -> None:
+        """A file's last bytes written, then its sha256 for the manifest (read back while
+        the night goes on, not all at the end)."""
+        writer.close()
+        self.digests[path] = sha256_of(path)
+
     def page(self, name: str, pieces: Iterable[str], rows: int) -> None:
-        """A page written as it is rendered, piece by piece."""
+        """A page written as it is rendered, piece by piece, and hashed as it is written."""
         path = self.folder / name
-        with path.open("w", encoding="utf-8") as f:
-            f.writelines(pieces)
+        digest = hashlib.sha256()
+        with path.open("wb") as f:
+            for piece in pieces:
+                data = piece.encode("utf-8")
+                digest.update(data)
+                f.write(data)
+        self.digests[path] = digest.hexdigest()
         self.rows[path] = rows
 
     def close_parts(self) -> None:
@@ -146,7 +158,7 @@ class Staged:
         self.wait()
         self._writes.shutdown()
         for path, rows in self.rows.items():
-            manifest["outputs"][path.name] = {"sha256": sha256_of(path), "rows": rows}
+            manifest["outputs"][path.name] = {"sha256": self.digests[path], "rows": rows}
         write_manifest(self.folder, manifest)
 
 

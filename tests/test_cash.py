@@ -857,6 +857,23 @@ def test_a_duplicate_payment_is_named_as_one(tmp_path):
         "settled tonight by payment P1 for the same amount: a duplicate payment?")
 
 
+def test_an_item_settled_tonight_by_two_payments_names_both_in_order(tmp_path):
+    """PB (60.00, received first) and PA (40.00) settle T1 between them; PC, naming T1
+    too, finds it settled tonight by PA and PB, listed in id order whatever the order of
+    the applications."""
+    s = scenario(tmp_path, matching(reference()))
+    assert s.night(NIGHT, customers=[CUSTOMER], opening_items=[item(1, "100.00")],
+                   payments=[pay("PB", "60.00", "T-2026-0001", received_on="2026-02-27"),
+                             pay("PA", "40.00", "T-2026-0001", received_on="2026-02-28"),
+                             pay("PC", "25.00", "T-2026-0001")]) == 0
+    assert [r[:3] for r in applications(s)] == [("PA", "T-2026-0001", "40"),
+                                                ("PB", "T-2026-0001", "60"),
+                                                ("PC", None, "25")]
+    (problem,) = [p for p in s.rows("exceptions") if p["code"] == "PAYMENT_UNMATCHED"]
+    assert problem["entity_id"] == "PC"
+    assert details(problem)["candidates"][0]["why_not"] == "settled tonight by payment PA, PB"
+
+
 def test_a_dispute_of_a_rejected_opening_item_is_rejected(tmp_path):
     """T1's customer C9 is unknown: the opening item is rejected, and so is its dispute."""
     s = scenario(tmp_path, matching(reference()))

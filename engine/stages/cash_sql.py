@@ -304,32 +304,37 @@ FROM cash_pay WHERE state = 'open' AND origin = 'drop' ORDER BY payment_id
 # Items an unmatched payment might have meant: those its reference names (open or
 # not), and the payer's items open at the start of the night in any currency; with
 # the payments that settled them tonight.
+# The candidates of tonight's unmatched payments: the items their references name (open
+# or not), and the open items of their customer. Which payments paid a named item tonight
+# is looked up for the candidates only.
 UNMATCHED_CANDIDATES = f"""
-WITH paid AS (
-  SELECT invoice_id, string_agg(DISTINCT payment_id, ', ') AS paid_by
-  FROM cash_apps WHERE invoice_id IS NOT NULL GROUP BY invoice_id
+WITH named AS MATERIALIZED (
+  SELECT p.payment_id, o.invoice_id, o.customer_id, o.currency, o.due_date,
+         coalesce(i.open_amount, o.amount_open) AS open_amount, o.closed_on,
+         coalesce(i.disputed, false) AS disputed, true AS named,
+         coalesce(i.open_start, o.amount_open) AS open_start
+  FROM cash_pay AS p
+  JOIN cash_refs AS r ON r.payment_id = p.payment_id
+  JOIN (SELECT *, {item_key("invoice_id")} AS ref_key
+        FROM state.open_items) AS o ON o.ref_key = r.ref_key
+  LEFT JOIN cash_items AS i ON i.invoice_id = o.invoice_id
+  WHERE p.state = 'open' AND p.origin = 'drop'
+), candidates AS MATERIALIZED (
+  SELECT * FROM named
+  UNION ALL
+  SELECT p.payment_id, i.invoice_id, i.customer_id, i.currency, i.due_date, i.open_amount,
+         NULL, i.disputed, false, i.open_start
+  FROM cash_pay AS p
+  JOIN cash_items AS i ON i.customer_id = p.customer_id
+  WHERE p.state = 'open' AND p.origin = 'drop' AND i.open_start > 0
+    AND NOT EXISTS (SELECT 1 FROM named AS n
+                    WHERE n.payment_id = p.payment_id AND n.invoice_id = i.invoice_id)
+), paid AS (
+  SELECT invoice_id, string_agg(DISTINCT payment_id, ', ' ORDER BY payment_id) AS paid_by
+  FROM cash_apps WHERE invoice_id IN (SELECT invoice_id FROM candidates)
+  GROUP BY invoice_id
 )
-SELECT p.payment_id, o.invoice_id, o.customer_id, o.currency, o.due_date,
-       coalesce(i.open_amount, o.amount_open) AS open_amount, o.closed_on,
-       coalesce(i.disputed, false) AS disputed, true AS named,
-       coalesce(i.open_start, o.amount_open) AS open_start, b.paid_by
-FROM cash_pay AS p
-JOIN cash_refs AS r ON r.payment_id = p.payment_id
-JOIN (SELECT *, {item_key("invoice_id")} AS ref_key
-      FROM state.open_items) AS o ON o.ref_key = r.ref_key
-LEFT JOIN cash_items AS i ON i.invoice_id = o.invoice_id
-LEFT JOIN paid AS b ON b.invoice_id = o.invoice_id
-WHERE p.state = 'open' AND p.origin = 'drop'
-UNION ALL
-SELECT p.payment_id, i.invoice_id, i.customer_id, i.currency, i.due_date, i.open_amount,
-       NULL, i.disputed, false, i.open_start, b.paid_by
-FROM cash_pay AS p
-JOIN cash_items AS i ON i.customer_id = p.customer_id
-LEFT JOIN paid AS b ON b.invoice_id = i.invoice_id
-WHERE p.state = 'open' AND p.origin = 'drop' AND i.open_start > 0
-  AND i.invoice_id NOT IN (SELECT o.invoice_id FROM cash_refs AS r
-                           JOIN cash_items AS o ON o.ref_key = r.ref_key
-                           WHERE r.payment_id = p.payment_id)
+SELECT c.*, b.paid_by FROM candidates AS c LEFT JOIN paid AS b ON b.invoice_id = c.invoice_id
 """
 
 # State upkeep at commit.
