@@ -168,6 +168,21 @@ def test_no_rule_or_two_rules_under_unique_hold_the_line_back(tmp_path):
     assert s.state("SELECT txn_id FROM held_lines ORDER BY txn_id") == [("T2",), ("T3",)]
 
 
+def test_under_first_the_first_rule_decides_and_only_no_rule_holds_a_line(tmp_path):
+    """The same rules under hit_policy first: the German book T3 is taxed by `de`, the
+    first that matches, and only T2 (no rule) is held. The rules that match are not
+    counted under `first` (nothing is held for matching two)."""
+    s = Scenario(tmp_path, UNIQUE.replace("hit_policy: unique", "hit_policy: first"))
+    lines = [line("T1", "1", "10"), line("T2", "1", "10", ship_to_country="FR"),
+             line("T3", "1", "10", tax_category="books", product_code="BK-1")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "txn_id", "tax_code", "rule_id") == [
+        ("T1", "DE", "de"), ("T3", "DE", "de")]
+    (problem,) = s.rows("exceptions")
+    assert (problem["code"], problem["entity_id"]) == ("TAX_NO_RULE", "T2")
+    assert s.state("SELECT txn_id FROM held_lines") == [("T2",)]
+
+
 def test_a_held_line_is_retried_each_night_under_that_nights_rules(tmp_path):
     s = Scenario(tmp_path, UNIQUE)
     lines = [line("T1", "1", "10", ship_to_country="FR")]

@@ -65,17 +65,24 @@ def _match(rule: TaxRule) -> exp.Expression:
 
 
 def _decision(table: TaxTable) -> dict[str, exp.Expression]:
+    """The rule that decides a line, its note, and under `unique` how many rules match it
+    and which (to hold and explain a line two rules match). Under `first` the first rule
+    decides and no line is held for matching two: the count and the list are null, not
+    worked out for every line (at a million lines a fifth of the time of the lines' table)."""
     matches = [_match(r) for r in table.rules]
     rule = exp.Case(ifs=[exp.If(this=m, true=exp.Literal.number(r.index))
                          for m, r in zip(matches, table.rules, strict=True)])
-    count = exp.Literal.number(0)
-    for m in matches:
-        count = exp.Add(this=count, expression=exp.Case(
-            ifs=[exp.If(this=m.copy(), true=exp.Literal.number(1))],
-            default=exp.Literal.number(0)))
-    hits = exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string(", "), *[
-        exp.Case(ifs=[exp.If(this=m.copy(), true=exp.Literal.string(r.id))])
-        for m, r in zip(matches, table.rules, strict=True)]])
+    count: exp.Expression = exp.cast(exp.null(), "BIGINT")
+    hits: exp.Expression = exp.cast(exp.null(), "VARCHAR")
+    if table.hit_policy == "unique":
+        count = exp.Literal.number(0)
+        for m in matches:
+            count = exp.Add(this=count, expression=exp.Case(
+                ifs=[exp.If(this=m.copy(), true=exp.Literal.number(1))],
+                default=exp.Literal.number(0)))
+        hits = exp.Anonymous(this="CONCAT_WS", expressions=[exp.Literal.string(", "), *[
+            exp.Case(ifs=[exp.If(this=m.copy(), true=exp.Literal.string(r.id))])
+            for m, r in zip(matches, table.rules, strict=True)]])
     # The winning rule's note: every rule has its branch, so a rule without a note
     # gives none rather than falling through to a later rule's.
     note = exp.Case(ifs=[exp.If(this=m.copy(), true=r.note.sql.copy() if r.note else
@@ -285,7 +292,7 @@ def held_problems(held: pa.Table, table: TaxTable) -> list[Problem]:
                 f"{line['customer_id']} bills in {line['customer_currency']} now; held back "
                 f"since {since}: send it again in {line['customer_currency']}",
                 details=details))
-        elif line["tax_matches"] > 1:
+        elif (line["tax_matches"] or 0) > 1:  # counted under hit_policy unique only
             out.append(Problem(
                 "error", "TAX_AMBIGUOUS", "invoicing", "transaction", line["txn_id"],
                 f"rules {line['tax_hits']} of tax.yaml all match line {line['txn_id']} ({where})"
