@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from engine.errors import Diagnostic, RuleError
 from engine.executor import DuckDBExecutor
 
 SCHEMA_VERSION = 4  # 2: unapplied cash, disputes, fx rates, dunning columns; 3, 4: see below
@@ -98,18 +99,29 @@ class StateStore:
         self.client_id = client_id
 
     def migrate(self) -> None:
-        for ddl in _DDL:
+        self.x.execute(_DDL[0])  # meta: what the file is, read before anything is changed
+        self._refuse_newer()
+        for ddl in _DDL[1:]:
             self.x.execute(ddl)
         self._unkeyed()
         found = self._meta("client_id")
         if found is not None and found != self.client_id:
-            from engine.errors import RuleError
-
             raise RuleError(f"the state file belongs to client {found!r}, not {self.client_id!r}")
         for key, value in (("client_id", self.client_id),
                            ("schema_version", str(SCHEMA_VERSION))):
             if self._meta(key) != value:  # an up-to-date state is not written to
                 self._set_meta(key, value)
+
+    def _refuse_newer(self) -> None:
+        """A state file written by a newer ruledger is not touched: this one would set its
+        version back, and might not keep what the newer one relies on (since version 4
+        the ids of the open items are kept unique by the night, not by a key index)."""
+        found = self._meta("schema_version")
+        if found is not None and (not found.isdigit() or int(found) > SCHEMA_VERSION):
+            raise RuleError([Diagnostic(
+                "E010", f"the state file is of schema version {found}, newer than this "
+                        f"ruledger's ({SCHEMA_VERSION})",
+                hint="run it with the ruledger that wrote it, or a newer one")])
 
     def _unkeyed(self) -> None:
         """A state from before version 4: each table of UNKEYED that has a key index is

@@ -173,6 +173,39 @@ def test_a_number_the_subledger_holds_already_refuses_the_night(tmp_path, capsys
     assert [r[0] for r in _runs(tmp_path)] == [dt.date.fromisoformat(NIGHTS[0].name)]
 
 
+def test_a_charge_id_the_subledger_holds_already_refuses_the_night(tmp_path, capsys):
+    """Night 2 of nordwind charges C10001 a dunning fee DN-20260303-C10001-2-EUR-FEE: an
+    item of that id put in the subledger by hand refuses the night, nothing posted."""
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    con.execute("INSERT INTO open_items (invoice_id, customer_id, item_type, invoice_date, "
+                "due_date, currency, amount_original, amount_open, opened_on) VALUES "
+                "('DN-20260303-C10001-2-EUR-FEE', 'C10001', 'opening', DATE '2026-03-01', "
+                "DATE '2026-03-01', 'EUR', 1, 1, DATE '2026-03-01')")
+    before = con.sql("SELECT * FROM open_items ORDER BY ALL").fetchall()
+    con.close()
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 3
+    assert ("error[E324]: charge DN-20260303-C10001-2-EUR-FEE would be a second item of that "
+            "id in the subledger") in capsys.readouterr().err
+    con = duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True)
+    assert con.sql("SELECT * FROM open_items ORDER BY ALL").fetchall() == before
+    con.close()
+
+
+def test_a_state_of_a_newer_schema_is_not_touched(tmp_path, capsys):
+    """A state file a newer ruledger wrote is refused before anything in it changes: this
+    one would set its version back and not keep what the newer one relies on."""
+    assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    before = _tree(tmp_path)
+    assert _run(NORDWIND, NIGHTS[1], tmp_path) == 2
+    assert "error[E010]: the state file is of schema version 99, newer than this ruledger's" in (
+        capsys.readouterr().err)
+    assert _tree(tmp_path) == before
+
+
 def test_a_refused_drop_whose_rejects_cannot_be_written_leaves_nothing(
         tmp_path, client_dir, drop_dir, monkeypatch):
     """The refusal's own outputs fail to write (a full disk): no refused folder, no

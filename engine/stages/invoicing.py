@@ -258,10 +258,13 @@ def _refuse_overflow(executor: Executor) -> None:
 def post(executor: Executor, invoiced: Invoiced, seq: Sequences, as_of: dt.date,
          run_id: str) -> None:
     """Tonight's invoices into the subledger: open items, numbers, processed and held lines."""
-    subledger.refuse_taken(executor, "inv_heads", "document", (
+    subledger.refuse_taken(
+        executor, "inv_heads", "document",
         "the state's number sequence is behind the numbers the subledger holds (was "
         "state.sequences restored from an older copy?); the numbers go on from "
-        "state.sequences"))
+        "state.sequences",
+        "invoice_format and credit_note_format of client.yaml give an invoice and a "
+        "credit note the same number; make them differ in a letter")
     executor.query(sql_text.OPEN)
     types = invoiced.invoices.column("document_type").to_pylist()
     for series, last in (("invoice", seq.last_invoice), ("credit_note", seq.last_credit_note)):

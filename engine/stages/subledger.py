@@ -70,23 +70,25 @@ def _upsert_customers(executor: Executor, given: set[str], as_of: dt.date) -> No
 
 # The ids among `source`'s that the subledger holds already, or that come twice in it.
 _TAKEN = """
-SELECT invoice_id FROM (
-  SELECT invoice_id FROM {source}
+SELECT invoice_id, bool_or(held) FROM (
+  SELECT invoice_id, false AS held FROM {source}
   UNION ALL
-  SELECT invoice_id FROM state.open_items
+  SELECT invoice_id, true FROM state.open_items
   WHERE invoice_id IN (SELECT invoice_id FROM {source}))
 GROUP BY invoice_id HAVING count(*) > 1 ORDER BY invoice_id LIMIT 5"""
 
 
-def refuse_taken(executor: Executor, source: str, what: str, hint: str) -> None:
+def refuse_taken(executor: Executor, source: str, what: str, held_hint: str,
+                 twice_hint: str = "two items of the night have one id") -> None:
     """The night refused before the items of `source` are posted when one has the id of
     an item the subledger already holds, or of another of them: an item id is the key
     of the books (state.open_items keeps it unique this way, without a key index)."""
     rows = executor.query(_TAKEN.format(source=source))
     if rows:
         raise DropRefused([Diagnostic(
-            "E324", f"{what} {invoice_id} would be a second item of that id in the subledger",
-            hint=hint) for (invoice_id,) in rows])
+            "E324", f"{what} {invoice_id} would be a second item of that id in the subledger"
+            + ("" if held else " (two of tonight's have it)"),
+            hint=held_hint if held else twice_hint) for invoice_id, held in rows])
 
 
 _OPEN_ITEMS = """
