@@ -60,7 +60,7 @@ def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str,
         plain["entity_type"], plain["entity_id"], plain["details"], strict=True)]
     counts = Counter(zip(plain["code"], plain["severity"], strict=True))
     by_name = {**plain, "customer": customers}
-    filters = [(name, sorted({v for v in by_name[name] if v})) for name in FILTERS]
+    filters = [(name, _options(sorted({v for v in by_name[name] if v}))) for name in FILTERS]
     return _template().generate(
         client=ruleset.client.id, as_of=as_of, run_id=run_id, rules_digest=ruleset.digest,
         rows=_rows_html(exceptions, customers, ruleset), row_count=exceptions.num_rows,
@@ -78,6 +78,13 @@ def _escaped(values: pa.Array | pa.ChunkedArray) -> list[str]:
     for char, entity in _ENTITIES:  # & first, so no entity is escaped twice
         text = pc.replace_substring(text, char, entity)
     return text.to_pylist()
+
+
+def _options(values: list[str]) -> Markup:
+    """A filter's options, one per value, escaped a column at once (a night can have
+    tens of thousands of customers)."""
+    return Markup("".join(f'<option value="{v}">{v}</option>'
+                          for v in _escaped(pa.array(values, pa.string()))))
 
 
 def _rule_cell(ruleset: RuleSet, rule_ref: str | None, rule_id: str | None) -> str:
