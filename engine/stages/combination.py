@@ -39,11 +39,15 @@ def terms(cash: Decimal, items: Sequence[Item], tolerance: Tolerance) -> str | N
     tolerance; the rest stays unapplied), `discount` (short by about the discounts: nearer
     them than nothing, and within tolerance of them), `write_off` (short within
     tolerance)."""
-    total = sum((i.open_amount for i in items), Decimal(0))
+    return _terms(cash, sum((i.open_amount for i in items), Decimal(0)),
+                  sum((i.discount for i in items), Decimal(0)), tolerance)
+
+
+def _terms(cash: Decimal, total: Decimal, discount: Decimal, tolerance: Tolerance) -> str | None:
+    """`terms` of items of `total` open amount and `discount` in all."""
     short = total - cash
     if short <= 0:
         return "full" if tolerance.allows(-short, total) else None
-    discount = sum((i.discount for i in items), Decimal(0))
     off = abs(short - discount)
     if discount > 0 and off < short and tolerance.allows(off, total):
         return "discount"
@@ -91,7 +95,7 @@ def search(cash: Decimal, items: Sequence[Item], max_items: int, tolerance: Tole
             if too_big(n2, g2):
                 continue  # a smaller item may still fit
             chosen.append(item)
-            if settles(cash, chosen, tolerance):
+            if _terms(cash, g2, g2 - n2, tolerance) is not None:  # settles(cash, chosen)
                 found.append(tuple(chosen))
                 if len(found) > 1:
                     return False
