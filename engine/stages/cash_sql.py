@@ -265,8 +265,7 @@ CREATE OR REPLACE TEMP TABLE cash_go AS SELECT payment_id, invoice_id FROM cash_
 
 # The combination search reads the payer's undisputed open items.
 COMBINATION_INPUT = """
-SELECT p.payment_id, p.cash, p.received_on, p.currency, p.customer_id, i.invoice_id,
-       i.open_amount,
+SELECT p.payment_id, p.cash, i.invoice_id, i.open_amount,
        CASE WHEN p.received_on <= i.discount_until AND i.open_amount = i.amount_original
             THEN i.discount ELSE 0 END,
        i.alloc_rank
