@@ -55,6 +55,7 @@ def literal(value: ast.Value) -> exp.Expression:
 MAX_SCALE = 38
 _DIV = "RULEDGER_EXACT_DIV"
 _ROUND_EVEN = "RULEDGER_ROUND_EVEN"
+_TRUNC = "RULEDGER_TRUNC"
 
 
 def round_money(value: exp.Expression, places: int | exp.Expression, mode: str) -> exp.Expression:
@@ -66,6 +67,16 @@ def round_money(value: exp.Expression, places: int | exp.Expression, mode: str) 
     if mode == "half_even":
         return exp.Anonymous(this=_ROUND_EVEN, expressions=[value, places_exp])
     return exp.Round(this=value, decimals=places_exp)
+
+
+def trunc_places(value: exp.Expression, places: int) -> exp.Expression:
+    """`value` cut toward zero to `places` decimal places.
+
+    A marker that `to_sql` renders per dialect: TRUNC(x, places) on DuckDB, elsewhere
+    x - x % 10^-places (which keeps the sign of x). On DuckDB's 38-digit decimals the
+    remainder is four times the time of TRUNC.
+    """
+    return exp.Anonymous(this=_TRUNC, expressions=[value, exp.Literal.number(places)])
 
 
 def exact_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
@@ -113,6 +124,13 @@ def _render_markers(dialect: str):
             left, right, operand_scale, scale = e.expressions
             build = _duckdb_div if dialect == "duckdb" else _portable_div
             return build(left, right, int(operand_scale.name), int(scale.name))
+        if e.name == _TRUNC:
+            value, places = e.expressions
+            if dialect == "duckdb":
+                return exp.Anonymous(this="TRUNC", expressions=[value, places])
+            n = int(places.name)
+            unit = exp.Literal.number("1" if n == 0 else "0." + "0" * (n - 1) + "1")
+            return exp.Sub(this=value, expression=exp.Mod(this=value.copy(), expression=unit))
         if e.name == _ROUND_EVEN:
             name = {"spark": "BROUND", "spark2": "BROUND", "databricks": "BROUND",
                     "hive": "BROUND"}.get(dialect, "ROUND_EVEN")
@@ -127,7 +145,8 @@ def _render_markers(dialect: str):
 def to_sql(expression: exp.Expression, dialect: str = "duckdb", pretty: bool = False) -> str:
     """The one edge where trees become SQL text, with our markers rendered for `dialect`."""
     rendered = expression
-    while any(n.name in (_DIV, _ROUND_EVEN) for n in rendered.find_all(exp.Anonymous)):
+    while any(n.name in (_DIV, _ROUND_EVEN, _TRUNC)
+              for n in rendered.find_all(exp.Anonymous)):
         rendered = rendered.transform(_render_markers(dialect))  # outer markers first (a copy)
     # The generator may change the tree it renders: it gets a copy, made once.
     return rendered.sql(dialect=dialect, pretty=pretty, copy=rendered is expression)

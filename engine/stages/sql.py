@@ -18,7 +18,7 @@ import sqlglot
 from iso4217 import Currency
 from sqlglot import exp
 
-from engine.dsl.compile import literal, round_money
+from engine.dsl.compile import literal, round_money, trunc_places
 
 MINOR_UNITS = (0, 2, 3, 4)  # every ISO 4217 exponent
 MAX_AMOUNT = 10**14  # DECIMAL(18,4), the books' amounts, holds 14 digits before the point
@@ -67,9 +67,8 @@ def round_minor(value: exp.Expression, minor: exp.Expression, mode: str) -> exp.
 
 
 def trunc_minor(value: exp.Expression, minor: exp.Expression) -> exp.Expression:
-    """`value` cut toward zero to the minor unit (x - x % unit keeps the sign of x)."""
-    return _by_minor(minor, lambda m: exp.Sub(
-        this=value.copy(), expression=exp.Mod(this=value.copy(), expression=unit_literal(m))))
+    """`value` cut toward zero to the minor unit."""
+    return _by_minor(minor, lambda m: trunc_places(value.copy(), m))
 
 
 def unit_of(minor: exp.Expression) -> exp.Expression:
