@@ -69,6 +69,11 @@ def round_money(value: exp.Expression, places: int | exp.Expression, mode: str) 
     return exp.Round(this=value, decimals=places_exp)
 
 
+def unit_literal(places: int) -> exp.Expression:
+    """One unit of the last of `places` decimal places: 1, 0.1, 0.01, ..."""
+    return exp.Literal.number("1" if places == 0 else "0." + "0" * (places - 1) + "1")
+
+
 def trunc_places(value: exp.Expression, places: int) -> exp.Expression:
     """`value` cut toward zero to `places` decimal places.
 
@@ -102,7 +107,7 @@ def _duckdb_div(left: exp.Expression, right: exp.Expression, operand_scale: int,
     numerator = exp.Mul(this=whole(left), expression=exp.Literal.number(10**scale))
     denominator = exp.Nullif(this=whole(right), expression=exp.Literal.number(0))
     quotient = exp.IntDiv(this=numerator, expression=denominator)
-    unit = exp.Literal.number("0." + "0" * (scale - 1) + "1")
+    unit = unit_literal(scale)
     return exp.cast(exp.Mul(this=exp.cast(quotient, "DECIMAL(38,0)"), expression=unit),
                     f"DECIMAL(38,{scale})")
 
@@ -128,9 +133,8 @@ def _render_markers(dialect: str):
             value, places = e.expressions
             if dialect == "duckdb":
                 return exp.Anonymous(this="TRUNC", expressions=[value, places])
-            n = int(places.name)
-            unit = exp.Literal.number("1" if n == 0 else "0." + "0" * (n - 1) + "1")
-            return exp.Sub(this=value, expression=exp.Mod(this=value.copy(), expression=unit))
+            return exp.Sub(this=value, expression=exp.Mod(
+                this=value.copy(), expression=unit_literal(int(places.name))))
         if e.name == _ROUND_EVEN:
             name = {"spark": "BROUND", "spark2": "BROUND", "databricks": "BROUND",
                     "hive": "BROUND"}.get(dialect, "ROUND_EVEN")

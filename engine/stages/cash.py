@@ -329,9 +329,11 @@ def _combination(executor: Executor, strategy: Strategy, execute,
                  ) -> dict[str, tuple[Strategy, combination.Found]]:
     """The bounded search for each payment still open, payment by payment in order of
     receipt; each match takes its items out of the pool of the payments after it."""
+    # Read as Arrow, a column at a time: DuckDB's row-by-row conversion of decimals to
+    # Python was most of the time of this step.
     found = executor.fetch(template(sql_text.COMBINATION_INPUT, flag=_flag(strategy)))
-    rows = zip(*(column.to_pylist() for column in found.columns), strict=True)  # Arrow's
-    payments: dict[str, tuple[Decimal, list[combination.Item]]] = {}  # decimals are quicker
+    rows = zip(*(column.to_pylist() for column in found.columns), strict=True)
+    payments: dict[str, tuple[Decimal, list[combination.Item]]] = {}
     for pid, cash, invoice_id, open_amount, disc, rank in rows:
         payments.setdefault(pid, (cash, []))[1].append(
             combination.Item(invoice_id, open_amount, disc, rank))

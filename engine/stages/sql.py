@@ -18,7 +18,7 @@ import sqlglot
 from iso4217 import Currency
 from sqlglot import exp
 
-from engine.dsl.compile import literal, round_money, trunc_places
+from engine.dsl.compile import literal, round_money, trunc_places, unit_literal
 
 MINOR_UNITS = (0, 2, 3, 4)  # every ISO 4217 exponent
 MAX_AMOUNT = 10**14  # DECIMAL(18,4), the books' amounts, holds 14 digits before the point
@@ -74,10 +74,6 @@ def trunc_minor(value: exp.Expression, minor: exp.Expression) -> exp.Expression:
 def unit_of(minor: exp.Expression) -> exp.Expression:
     """One minor unit of the currency: 1, 0.01, 0.001 or 0.0001."""
     return _by_minor(minor, unit_literal)
-
-
-def unit_literal(places: int) -> exp.Expression:
-    return exp.Literal.number("1" if places == 0 else "0." + "0" * (places - 1) + "1")
 
 
 def currency_rows() -> list[tuple[str, int]]:
