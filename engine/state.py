@@ -24,8 +24,9 @@ EMPTY_STATE = hashlib.sha256(b"ruledger empty state").hexdigest()
 # million lines that was 0.8 s a night for processed_ids (version 3) and 0.6 s for
 # customers and open_items (version 4), growing with the history. Their keys are kept
 # unique by the night instead: the ingest checks reject ids given twice or already
-# processed, customers are updated in place, and every new open item is checked against
-# the subledger before it is posted (`engine.stages.subledger.refuse_taken`).
+# processed, customers are updated in place, and every invoice, credit note and dunning
+# charge is checked against the subledger before it is posted
+# (`engine.stages.subledger.refuse_taken`; opening items come into an empty one).
 UNKEYED = {
     "customers": """
         customer_id VARCHAR NOT NULL, name VARCHAR NOT NULL, country VARCHAR NOT NULL,

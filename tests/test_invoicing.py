@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import replace_accounts
+import duckdb
+from conftest import CLIENT_YAML, replace_accounts
 from scenario import CUSTOMER, Scenario, details, line, money
 
 TAX_19 = """\
@@ -181,6 +182,30 @@ def test_under_first_the_first_rule_decides_and_only_no_rule_holds_a_line(tmp_pa
     (problem,) = s.rows("exceptions")
     assert (problem["code"], problem["entity_id"]) == ("TAX_NO_RULE", "T2")
     assert s.state("SELECT txn_id FROM held_lines") == [("T2",)]
+
+
+def test_an_invoice_and_a_credit_note_numbered_alike_refuse_the_night(tmp_path, capsys):
+    """Formats T-{year}-{seq:04} and T-{year}-{seq} differ, but give the same number from
+    10000 on: the night whose invoice and credit note would both be T-2026-10000 is
+    refused before anything is posted (E324), the numbers left as they were."""
+    s = Scenario(tmp_path, tax_19())
+    (s.rules / "client.yaml").write_text(CLIENT_YAML.replace("TC-{year}-{seq:04}",
+                                                              "T-{year}-{seq}"))
+    customers = [CUSTOMER, {**CUSTOMER, "customer_id": "C2"}]
+    nights = [[line("T1", "1", "10"), line("T2", "-1", "10", customer="C2")],
+              [line("T3", "1", "10"), line("T4", "-1", "10", customer="C2")]]
+    assert s.night("2026-03-02", customers=customers, transactions=nights[0]) == 0
+    assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0001", "T-2026-1"]
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    con.execute("UPDATE sequences SET last_seq = 9999")
+    con.close()
+    assert s.night("2026-03-03", transactions=nights[1]) == 3
+    err = capsys.readouterr().err
+    assert ("error[E324]: document T-2026-10000 would be a second item of that id in the "
+            "subledger (two of tonight's have it)") in err
+    assert "give an invoice and a credit note the same number" in err
+    assert s.state("SELECT series, last_seq FROM sequences ORDER BY 1") == [
+        ("credit_note", 9999), ("invoice", 9999)]
 
 
 def test_a_held_line_is_retried_each_night_under_that_nights_rules(tmp_path):

@@ -20,9 +20,9 @@ def post(drop, executor: Executor, as_of: dt.date) -> dict:
         given = drop.present.get("customers", set(CUSTOMER_COLUMNS))
         _upsert_customers(executor, given, as_of)
         counts["customers_upserted"] = customers
+    # Opening items come on the first night only, into an empty subledger, and the ingest
+    # rejects an id given twice: unlike invoices and charges they need no `refuse_taken`.
     if items := drop.tables.count("opening_items"):
-        refuse_taken(executor, "drop_opening_items", "opening item",
-                     "an opening item has the id of an item the subledger holds")
         executor.query(_OPEN_ITEMS, [as_of])
         counts["opening_items"] = items
     if disputes := drop.tables.count("disputes"):
@@ -56,10 +56,8 @@ def _upsert_customers(executor: Executor, given: set[str], as_of: dt.date) -> No
     """New customers are added; a changed row replaces the columns its file gives and
     keeps the stored value of every column the file does not have. (Updated in place and
     inserted, not replaced: state.customers has no key index, see `engine.state`.)"""
-    kept = [c for c in CUSTOMER_COLUMNS if c not in given and c != "customer_id"]
-    sets = ", ".join([f"{c} = t.{c}" for c in CUSTOMER_COLUMNS if c not in kept
-                      and c != "customer_id"]
-                     + [f"{c} = coalesce(state.customers.{c}, t.{c})" for c in kept])
+    sets = ", ".join(f"{c} = t.{c}" if c in given else f"{c} = coalesce(state.customers.{c}, t.{c})"
+                     for c in CUSTOMER_COLUMNS[1:])  # every column but the key
     executor.query(f"UPDATE state.customers SET {sets}, updated_on = ?::DATE "
                    "FROM drop_customers AS t WHERE state.customers.customer_id = t.customer_id",
                    [as_of])
