@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 OUT    ?= out
 STATE  ?= state
 
-.PHONY: run test bench bench-nights browser lint schemas clean
+.PHONY: run test bench bench-nights bytecode browser lint schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The engine's bytecode, written ahead: a shell with PYTHONDONTWRITEBYTECODE set (some
+# CI images and sandboxes) would otherwise compile the whole engine again at every
+# `ruledger` start (0.12 s of each run). Files already compiled are skipped.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q engine
+
 # Every shipped client over its sample nights, in date order. A second `make run`
 # finds every night already posted and changes nothing (exit 0).
-run: $(STAMP)
+run: $(STAMP) bytecode
 	@set -e; for rules in rules/*/; do \
 	  client=$$(basename $$rules); \
 	  for night in $$(ls -d samples/$$client/*/ 2>/dev/null | sort); do \
@@ -25,7 +31,7 @@ run: $(STAMP)
 	  done; \
 	done
 
-test: $(STAMP) browser lint
+test: $(STAMP) bytecode browser lint
 	$(BIN)/python -m pytest
 
 # The exception report is tested in Debian's headless chromium: installed here when
@@ -38,14 +44,14 @@ browser:
 # ruledger on generated drops (samples/generate.py) next to an I/O floor; see the README.
 BENCH_SIZES ?= 100000,1000000
 BENCH_REPEAT ?= 3
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(BIN)/python samples/bench.py --sizes $(BENCH_SIZES) --repeat $(BENCH_REPEAT)
 
 # One client night after night on one state file, a night every 12 days (a year at 30
 # nights): is night 30 slower than night 1 by more than its open items? samples/bench_history.py
 BENCH_NIGHTS_SIZE ?= 20000
 BENCH_NIGHTS ?= 30
-bench-nights: $(STAMP)
+bench-nights: $(STAMP) bytecode
 	$(BIN)/python samples/bench_history.py --size $(BENCH_NIGHTS_SIZE) --nights $(BENCH_NIGHTS)
 
 lint: $(STAMP)
