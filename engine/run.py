@@ -233,6 +233,10 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
     keep = options.keep_before and store.has_runs()
     next_before = safety.before_next(state_path)
     if keep:  # committed state only: this run's changes are not written yet
+        # A run killed in its commit can leave a write-ahead log beside the file. It is
+        # folded in first (what it holds of a commit that did not end is dropped), so the
+        # state kept for --replace is the file alone, as a finished run leaves it.
+        executor.execute("CHECKPOINT state")
         safety.copy_state(state_path, next_before)
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):

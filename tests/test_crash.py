@@ -98,6 +98,7 @@ def test_a_run_killed_at_any_point_is_put_right_by_the_next(tmp_path, point, fir
     shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
     out_before, runs_before = _visible(tmp_path), _runs(tmp_path)
     _killed(tmp_path, NIGHTS[1], point)
+    assert not (tmp_path / "state.duckdb.wal").exists()  # a commit writes into the file
     assert _visible(tmp_path) == out_before  # a reader never sees a night half made
     if point in BEFORE_COMMIT:
         assert _runs(tmp_path) == runs_before
@@ -106,6 +107,25 @@ def test_a_run_killed_at_any_point_is_put_right_by_the_next(tmp_path, point, fir
     assert main(_args(tmp_path, NIGHTS[1])) == 0
     assert _tables(tmp_path) == _tables(uninterrupted)
     assert _runs(tmp_path) == _runs(uninterrupted)
+    assert _leftovers(tmp_path) == []
+    assert (safety.state_digest(tmp_path / "state.duckdb.before")
+            == safety.state_digest(uninterrupted / "state.duckdb.before"))
+
+
+def test_a_log_left_beside_the_state_is_folded_in_before_the_state_is_kept(
+        tmp_path, first_night, uninterrupted):
+    """A process killed in its commit can leave the state's write-ahead log. The next run
+    keeps the state as it was (for --replace) as the file alone, that log folded in."""
+    shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
+    state = tmp_path / "state.duckdb"
+    subprocess.run([sys.executable, "-c", (
+        "import duckdb, os\n"
+        f"con = duckdb.connect({str(state)!r}, config={{'checkpoint_threshold': '1GB'}})\n"
+        "con.execute('CREATE TABLE scratch AS SELECT 1 AS x; DROP TABLE scratch')\n"
+        "os._exit(0)\n")], check=True)  # committed to the log, never checkpointed
+    assert safety.wal(state).exists()
+    assert main(_args(tmp_path, NIGHTS[1])) == 0
+    assert _tables(tmp_path) == _tables(uninterrupted)
     assert _leftovers(tmp_path) == []
     assert (safety.state_digest(tmp_path / "state.duckdb.before")
             == safety.state_digest(uninterrupted / "state.duckdb.before"))
