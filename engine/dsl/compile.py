@@ -300,7 +300,11 @@ def compile_expr(node: ast.Node, target: Target) -> exp.Expression:
 
 
 def bind_as_of(expression: exp.Expression, as_of: dt.date) -> exp.Expression:
-    """Replace the `as_of` placeholder by the run's date."""
+    """Replace the `as_of` placeholder by the run's date (a copy; `expression` itself when
+    it has none, as most statements do)."""
+    if not any(p.name == "as_of" for p in expression.find_all(exp.Placeholder)):
+        return expression
+
     def swap(e: exp.Expression) -> exp.Expression:
         if isinstance(e, exp.Placeholder) and e.name == "as_of":
             return literal(as_of)
