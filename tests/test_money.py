@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.money import is_currency, minor_unit, quantize
+from engine.money import decimals, is_currency, minor_unit, quantize
 
 
 @pytest.mark.parametrize("code, places", [("EUR", 2), ("USD", 2), ("JPY", 0), ("BHD", 3),
@@ -33,3 +36,16 @@ def test_quantize_to_the_minor_unit_in_the_clients_mode(amount, currency, mode, 
 def test_quantize_refuses_an_unknown_currency():
     with pytest.raises(ValueError, match="unknown currency"):
         quantize(Decimal("1"), "EURO", "half_up")
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-10**18 + 1, 10**18 - 1))),
+       st.sampled_from([0, 2, 4, 10]))
+def test_decimals_read_through_their_text_are_pyarrows_exactly(units, scale):
+    """Same values, same exponents (0.0000 stays 0.0000, 0E-10 stays 0E-10), nulls kept."""
+    column = pa.array([None if u is None else Decimal(u).scaleb(-scale) for u in units],
+                      pa.decimal128(38, scale))
+    got = decimals(pa.chunked_array([column[: len(units) // 2], column[len(units) // 2:]],
+                                    column.type))
+    want = column.to_pylist()
+    assert [None if d is None else d.as_tuple() for d in got] == [
+        None if d is None else d.as_tuple() for d in want]

@@ -21,10 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from engine.config.client import ClientConfig
@@ -33,6 +36,7 @@ from engine.config.ruleset import RuleSet
 from engine.dsl.compile import bind_as_of, literal
 from engine.exceptions import Problem
 from engine.executor import Executor
+from engine.money import decimals
 from engine.stages import cash_sql as sql_text
 from engine.stages import combination
 from engine.stages.sql import Statement, round_minor, template
@@ -330,18 +334,23 @@ def _combination(executor: Executor, strategy: Strategy, execute,
     """The bounded search for each payment still open, payment by payment in order of
     receipt; each match takes its items out of the pool of the payments after it."""
     # Read as Arrow, a column at a time: DuckDB's row-by-row conversion of decimals to
-    # Python was most of the time of this step.
+    # Python was most of the time of this step. A payment's rows come together, so each
+    # payment is a run of rows: its id and cash are read once, at the run's start.
     found = executor.fetch(template(sql_text.COMBINATION_INPUT, flag=_flag(strategy)))
-    rows = zip(*(column.to_pylist() for column in found.columns), strict=True)
-    payments: dict[str, tuple[Decimal, list[combination.Item]]] = {}
-    for pid, cash, invoice_id, open_amount, disc, rank in rows:
-        payments.setdefault(pid, (cash, []))[1].append(
-            combination.Item(invoice_id, open_amount, disc, rank))
+    runs = pc.run_end_encode(found.column(0).combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    starts = [0, *ends[:-1]] if ends else []
+    items = list(map(combination.Item, found.column(2).to_pylist(),
+                     decimals(found.column(3)), decimals(found.column(4)),
+                     found.column(5).to_pylist()))
+    payments = zip(runs.values.to_pylist(),
+                   decimals(found.column(1).take(pa.array(starts, pa.int64()))),
+                   starts, ends, strict=True)
     taken: set[str] = set()
     picks: list[tuple[str, str]] = []
     searched = {}
-    for pid, (cash, items) in payments.items():
-        pool = [i for i in items if i.invoice_id not in taken]
+    for pid, cash, start, end in payments:
+        pool = [i for i in items[start:end] if i.invoice_id not in taken]
         found = combination.search(cash, pool, strategy.max_items, strategy.tolerance)
         searched[pid] = (strategy, found)
         if found.outcome == "match":
