@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import pyarrow as pa
 
@@ -45,13 +46,14 @@ class Problem:
     details: dict = field(default_factory=dict)
 
 
-def exceptions_table(problems: list[Problem], run_id: str) -> pa.Table:
-    """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order."""
+def exceptions_table(problems: list[Problem], run_id: str, first: int = 1) -> pa.Table:
+    """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order (from
+    `first` on, for the stages after those numbered before)."""
     ordered = sorted(problems, key=lambda p: (STAGES.index(p.stage), p.entity_type or "",
                                               p.entity_id or "", p.code, p.message))
     columns = {
-        "exception_id": [f"{run_id}-{i:06d}" for i in range(1, len(ordered) + 1)],
-        **{name: [getattr(p, name) for p in ordered] for name in (
+        "exception_id": [f"{run_id}-{i:06d}" for i in range(first, first + len(ordered))],
+        **{name: list(map(attrgetter(name), ordered)) for name in (
             "severity", "code", "stage", "entity_type", "entity_id", "message", "rule_id",
             "rule_ref")},
         "details": [_DETAILS.encode(p.details) if p.details else None for p in ordered],

@@ -32,7 +32,7 @@ from engine.config.ruleset import RuleSet, load_ruleset
 from engine.config.tax import tax_table
 from engine.dsl.compile import bind_as_of
 from engine.errors import Diagnostic, DropRefused, InternalError, RuledgerError, RuleError
-from engine.exceptions import Problem, exceptions_table
+from engine.exceptions import Problem
 from engine.executor import DuckDBExecutor
 from engine.ingest import (
     Drop,
@@ -46,7 +46,7 @@ from engine.ingest import (
 from engine.money import quantize
 from engine.output import Staged, pieces, staging_folder, staging_name, with_run_id
 from engine.references import check_references
-from engine.report import render_exceptions
+from engine.report import ExceptionsBuilder, render_exceptions
 from engine.stages import aging, cash, credit, custom, dunning, invoicing, journal, subledger
 from engine.stages.sql import currencies_table
 from engine.state import RunRecord, StateStore
@@ -293,15 +293,19 @@ def _post(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckD
         "rate stands, since earlier nights were decided with it",
         details={"rate_date": day, "kept": str(old), "sent": str(new)})
         for day, src, dst, old, new in counts.pop("fx_rates_revised", [])]
-    problems = _stages(ruleset, drop, executor, as_of, run_id, counts, staged)
-    exceptions = exceptions_table(problems, run_id)
+    builder = ExceptionsBuilder(ruleset, run_id)
+    try:
+        _stages(ruleset, drop, executor, as_of, run_id, counts, staged, builder)
+        exceptions, built = builder.finish()
+    finally:
+        builder.close()
     if options.inspect is not None:
         options.inspect(executor, {**staged.kept, "exceptions": exceptions})
     staged.put("rejects", with_run_id(drop.reject_table(), tables.OUTPUTS["rejects"], run_id))
     staged.put("exceptions", exceptions)
-    counts["exceptions"] = len(problems)
+    counts["exceptions"] = exceptions.num_rows
     staged.page("exceptions.html", render_exceptions(exceptions, ruleset, as_of.isoformat(),
-                                                     run_id), exceptions.num_rows)
+                                                     run_id, built), exceptions.num_rows)
     manifest = _manifest(ruleset, as_of, run_id, drop, started, "done", counts)
     manifest["finished_at"] = _now()
     staged.finish(manifest)
@@ -309,11 +313,12 @@ def _post(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckD
 
 
 def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
-            run_id: str, counts: dict, staged: Staged) -> list[Problem]:
+            run_id: str, counts: dict, staged: Staged, problems: ExceptionsBuilder) -> None:
     """The stages after ingest, in SPEC order; each stages its output tables (written and
-    let go at the end of the stage) and adds its problems."""
+    let go at the end of the stage) and adds its problems, made into exceptions beside
+    the stages after it."""
     outputs: dict[str, pa.Table] = {}
-    problems: list[Problem] = list(drop.problems)
+    problems.add(drop.problems)
     entries: list[pa.Table] = []
 
     def stage_outputs() -> None:
@@ -329,30 +334,33 @@ def _stages(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     with _stage("invoicing", ruleset, as_of, executor):
         read = ("customers", "transactions", "payments")
         if any(ruleset.custom_rules(t) for t in read):  # fetched only for rules to read
-            problems += custom.read(executor, ruleset, as_of, {t: drop.tables.arrow(t)
-                                                               for t in read})
-        problems += _invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
-        problems += custom.read(executor, ruleset, as_of, {  # (lines streamed have no rules)
+            problems.add(custom.read(executor, ruleset, as_of,
+                                     {t: drop.tables.arrow(t) for t in read}))
+        problems.add(_invoicing(ruleset, drop, executor, as_of, run_id, counts, outputs,
+                                entries))
+        problems.add(custom.read(executor, ruleset, as_of, {  # (lines streamed have no rules)
             t: outputs[t] for t in ("invoices", "invoice_lines")
-            if isinstance(outputs.get(t), pa.Table)})
+            if isinstance(outputs.get(t), pa.Table)}))
         stage_outputs()
     with _stage("matching", ruleset, as_of, executor):
-        problems += _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries)
+        _matching(ruleset, drop, executor, as_of, run_id, counts, outputs, entries, problems)
+        problems.seal("matching")  # ingest's, invoicing's and matching's rows, beside dunning
         stage_outputs()
     with _stage("dunning", ruleset, as_of, executor):
-        problems += _dunning(ruleset, executor, as_of, run_id, counts, outputs, entries)
+        problems.add(_dunning(ruleset, executor, as_of, run_id, counts, outputs, entries))
+        problems.seal("dunning")
         stage_outputs()
     with _stage("credit", ruleset, as_of, executor):
-        problems += _credit(ruleset, drop, executor, as_of, run_id, counts, outputs)
+        _credit(ruleset, executor, as_of, run_id, counts, outputs, problems)
+        problems.seal("credit")
         stage_outputs()
     with _stage("aging", ruleset, as_of, executor):
         aging_table = aging.run(executor, ruleset, as_of)
         outputs["aging"] = with_run_id(aging_table, tables.aging_schema(
             [b.name for b in ruleset.client.aging_buckets]), run_id)
-        problems += custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]})
+        problems.add(custom.read(executor, ruleset, as_of, {"aging": outputs["aging"]}))
         stage_outputs()
     staged.close_parts()
-    return problems
 
 
 def _dunning(ruleset: RuleSet, executor: DuckDBExecutor, as_of: dt.date, run_id: str,
@@ -372,11 +380,11 @@ def _dunning(ruleset: RuleSet, executor: DuckDBExecutor, as_of: dt.date, run_id:
     return dunned.problems
 
 
-def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
-            run_id: str, counts: dict, outputs: dict[str, pa.Table]) -> list[Problem]:
+def _credit(ruleset: RuleSet, executor: DuckDBExecutor, as_of: dt.date, run_id: str,
+            counts: dict, outputs: dict[str, pa.Table], problems: ExceptionsBuilder) -> None:
     policy = credit_rules(ruleset)
     if policy is None:
-        return []
+        return
     decided = credit.run(executor, ruleset, policy, as_of,
                          dunning.hold_levels(dunning_rules(ruleset)))
     outputs["credit_decisions"] = with_run_id(decided.decisions,
@@ -385,7 +393,8 @@ def _credit(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.da
     counts.update(credit_holds=kinds.count("hold"), credit_warnings=kinds.count("warn"))
     logger.info(f"credit: {counts['credit_holds']} on hold, {counts['credit_warnings']} warned "
                 f"of {len(kinds)} customers")
-    return decided.problems
+    problems.add(decided.problems)
+    problems.later("credit", decided.held)
 
 
 STREAM_ROWS = 100_000
@@ -467,12 +476,12 @@ def _invoicing(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt
 
 def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.date,
               run_id: str, counts: dict, outputs: dict[str, pa.Table],
-              entries: list[pa.Table]) -> list[Problem]:
+              entries: list[pa.Table], problems: ExceptionsBuilder) -> None:
     payments = drop.tables.count("payments")
     matching = matching_rules(ruleset)
     if matching is None:
         _nothing_to_do(ruleset, payments, "E322", "payments", "matching.yaml")
-        return []
+        return
     applied = cash.run(executor, ruleset, matching, as_of)
     outputs["cash_applications"] = with_run_id(
         applied.applications, tables.OUTPUTS["cash_applications"], run_id)
@@ -489,10 +498,12 @@ def _matching(ruleset: RuleSet, drop: Drop, executor: DuckDBExecutor, as_of: dt.
             [("applied_amount", "sum")]).to_pylist()}
     counts.update(payments=payments, cash_applied={  # exact: on the minor unit
         c: str(quantize(v, c, "half_up")) for c, v in sorted(applied_by_currency.items())},
-        payments_unmatched=sum(p.code == "PAYMENT_UNMATCHED" for p in applied.problems))
+        payments_unmatched=applied.unmatched)
     logger.info(f"{counts['payments']} payments; {counts['payments_unmatched']} matched no "
                 "strategy")
-    return applied.problems + rule_problems
+    problems.add(applied.problems + rule_problems)
+    for make in applied.later:
+        problems.later("matching", make)
 
 
 def _ingest(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDBExecutor,

@@ -13,7 +13,7 @@ from scenario import CUSTOMER, Scenario, line
 
 from engine.config.ruleset import load_ruleset
 from engine.exceptions import Problem, exceptions_table
-from engine.report import _rule_cell, render_exceptions
+from engine.report import ExceptionsBuilder, _rule_cell, render_exceptions
 
 TAX = """\
 kind: tax
@@ -83,6 +83,66 @@ def test_one_exception_is_counted_as_one(tmp_path):
                                     "customer C1 is on credit hold")], "r1")
     html = "".join(render_exceptions(one, ruleset, "2026-03-02", "r1"))
     assert "· 1 exception</div>" in html and "1 of 1 shown" in html
+
+
+def _problems() -> list[Problem]:
+    """Problems of several stages, some about customers, given out of order."""
+    return [
+        Problem("warning", "CREDIT_HOLD", "credit", "customer", "C2", "C2 is held"),
+        Problem("info", "RULE_SET", "custom", "invoice", "I1", "rule r set x"),
+        Problem("warning", "PAYMENT_UNMATCHED", "matching", "payment", "P2", "P2 <unmatched>",
+                None, "matching.yaml:3", details={"customer_id": "C1"}),
+        Problem("warning", "UNKNOWN_COLUMN", "ingest", "file", "t.csv", "t.csv has x"),
+        Problem("info", "OVERPAYMENT", "matching", "payment", "P1", "P1 paid more",
+                details={"customer_id": "C9"}),
+        Problem("warning", "CREDIT_HOLD", "credit", "customer", "C1", "C1 is held"),
+    ]
+
+
+def test_exceptions_built_a_stage_at_a_time_are_those_built_at_the_end(tmp_path):
+    """The run seals stages as it goes and has the rows made on a worker: the table and
+    the page are byte for byte those made from every problem at the end."""
+    ruleset = load_ruleset(Scenario(tmp_path, TAX).rules)
+    problems = _problems()
+    whole = exceptions_table(problems, "r1")
+    builder = ExceptionsBuilder(ruleset, "r1")
+    try:
+        builder.add([p for p in problems if p.stage in ("ingest", "custom")])
+        builder.later("matching", lambda: [p for p in problems if p.stage == "matching"])
+        builder.seal("matching")
+        with pytest.raises(ValueError, match="matching problems after the stage was sealed"):
+            builder.add([problems[2]])
+        builder.later("credit", lambda: [p for p in problems if p.stage == "credit"])
+        built_table, built = builder.finish()
+    finally:
+        builder.close()
+    assert built_table.equals(whole)
+    assert whole.column("exception_id").to_pylist() == [f"r1-{i:06d}" for i in range(1, 7)]
+    assert whole.column("entity_id").to_pylist() == ["t.csv", "P1", "P2", "C1", "C2", "I1"]
+    at_end = "".join(render_exceptions(whole, ruleset, "2026-03-02", "r1"))
+    assert "".join(render_exceptions(built_table, ruleset, "2026-03-02", "r1", built)) == at_end
+    assert 'data-customer="C9"' in at_end and "P2 &lt;unmatched&gt;" in at_end
+
+
+def test_a_failure_in_problems_made_later_fails_the_finish(tmp_path):
+    """A maker that raises, or makes another stage's problems (they would be numbered
+    among the wrong stage's), fails `finish`, and so the night, rather than being lost."""
+    ruleset = load_ruleset(Scenario(tmp_path, TAX).rules)
+    problems = _problems()
+
+    def broken() -> list[Problem]:
+        raise RuntimeError("a bug in a message")
+
+    for stage, make, error in (
+            ("credit", broken, "a bug in a message"),
+            ("matching", lambda: [problems[0]], "problems of credit made as matching's")):
+        builder = ExceptionsBuilder(ruleset, "r1")
+        try:
+            builder.later(stage, make)
+            with pytest.raises((RuntimeError, ValueError), match=error):
+                builder.finish()
+        finally:
+            builder.close()
 
 
 def _chromium() -> str | None:

@@ -50,6 +50,10 @@ class Applied:
 
     applications: pa.Table
     problems: list[Problem]
+    unmatched: int  # tonight's payments no strategy matched
+    # More problems, each list made when called: Python over rows read already, which the
+    # run calls on its worker thread while DuckDB goes on.
+    later: list[Callable[[], list[Problem]]]
 
 
 # --- reference keys ---------------------------------------------------------------
@@ -308,6 +312,7 @@ def run(executor: Executor, ruleset: RuleSet, matching: Matching, as_of: dt.date
 
     execute(setup_statements(ruleset, matching))
     problems: list[Problem] = []
+    later: list[Callable[[], list[Problem]]] = []
     searched: dict[str, tuple[Strategy, combination.Found]] = {}
     for strategy in matching.strategies:
         if strategy.type == "combination":
@@ -318,15 +323,15 @@ def run(executor: Executor, ruleset: RuleSet, matching: Matching, as_of: dt.date
             problems += _ambiguous(executor, strategy)
             deferred = executor.query(sql_text.DEFERRED)[0][0]
             execute(settle_statements(strategy))
-            problems += _short(executor, strategy)
+            later.append(_short(executor, strategy))
             if not deferred:
                 break
     execute([Statement("rest", template(sql_text.REST))])
-    problems += _leftovers(executor, matching)
-    problems += _unmatched(executor, matching, searched)
+    later.append(_leftovers(executor, matching))
+    unmatched = _unmatched(executor, matching, searched)
     applications = executor.fetch(template(sql_text.APPLICATIONS,
                                            unmatched_ref=matching.ref.rule_ref))
-    return Applied(applications, problems)
+    return Applied(applications, problems, unmatched.count, [*later, unmatched])
 
 
 def _combination(executor: Executor, strategy: Strategy, execute,
@@ -403,14 +408,21 @@ def _ambiguous(executor: Executor, strategy: Strategy) -> list[Problem]:
     return out
 
 
-def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
-    by_payment, carried, customers = _per_payment(executor.query(sql_text.SHORT_ROWS))
+def _short(executor: Executor, strategy: Strategy) -> Callable[[], list[Problem]]:
+    """The payments this round of `strategy` found short beyond its tolerance: marked as
+    exceptions now when on_short says so; their problems made when called."""
+    rows = executor.query(sql_text.SHORT_ROWS)
+    if rows and strategy.on_short == "exception":
+        executor.query(sql_text.MARK_EXCEPTION, ["PAYMENT_SHORT", strategy.index,
+                                                 list(dict.fromkeys(r[0] for r in rows))])
+    return partial(_short_problems, strategy, rows)
+
+
+def _short_problems(strategy: Strategy, rows: list[tuple]) -> list[Problem]:
+    by_payment, carried, customers = _per_payment(rows)
     out = []
     exception = strategy.on_short == "exception"
     tol = strategy.tolerance.describe()
-    if exception and by_payment:
-        executor.query(sql_text.MARK_EXCEPTION, ["PAYMENT_SHORT", strategy.index,
-                                                 list(by_payment)])
     for pid, items in by_payment.items():
         if exception and pid in carried:  # raised the night it came in
             continue
@@ -436,12 +448,15 @@ def _short(executor: Executor, strategy: Strategy) -> list[Problem]:
     return out
 
 
-def _leftovers(executor: Executor, matching: Matching) -> list[Problem]:
-    """An info for each matched payment of tonight with cash left over."""
-    rows = executor.query(
+def _leftovers(executor: Executor, matching: Matching) -> Callable[[], list[Problem]]:
+    """An info for each matched payment of tonight with cash left over, made when called."""
+    return partial(_overpaid, matching, executor.query(
         "SELECT p.payment_id, p.cash, p.currency, coalesce(p.customer_id, p.match_customer), "
         "p.strategy_idx FROM cash_pay AS p WHERE p.state = 'matched' AND p.cash > 0 "
-        "AND p.origin = 'drop' ORDER BY p.payment_id")
+        "AND p.origin = 'drop' ORDER BY p.payment_id"))
+
+
+def _overpaid(matching: Matching, rows: list[tuple]) -> list[Problem]:
     out = []
     for pid, cash, currency, customer, idx in rows:
         strategy = matching.strategies[idx]
@@ -454,44 +469,67 @@ def _leftovers(executor: Executor, matching: Matching) -> list[Problem]:
     return out
 
 
+@dataclass
+class _Unmatched:
+    """Tonight's payments no strategy matched, and what their problems are made of: read
+    from DuckDB by the stage, made into messages when called (on the run's worker thread,
+    beside the statements after matching)."""
+
+    matching: Matching
+    searched: dict[str, tuple[Strategy, combination.Found]]
+    payments: list[tuple] = field(default_factory=list)
+    flags: dict[str, tuple] = field(default_factory=dict)
+    candidates: dict[str, list[tuple]] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.payments)
+
+    def __call__(self) -> list[Problem]:
+        """A warning for each, with the best three candidates and why each failed."""
+        matching, candidates = self.matching, self.candidates
+        allows = {s.index: f"{s.id} allows {s.tolerance.describe()}"
+                  for s in matching.strategies if s.type != "reference"}
+        out = []
+        for pid, customer, currency, _received, cash, reference in self.payments:
+            applies = [s for s, on in zip(matching.strategies, self.flags[pid], strict=True)
+                       if on]
+            tolerances = ", ".join(allows[s.index] for s in applies if s.index in allows)
+            ranked = sorted(candidates.get(pid, []),
+                            key=lambda c: (not c[7], c[5] is not None, c[2] != currency,
+                                           abs(c[8] - cash), c[0]))[:3]
+            listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
+                       "why_not": _why_not(c, customer, currency, cash, applies, tolerances)}
+                      for c in ranked]
+            named = {c[1] for c in candidates.get(pid, []) if c[7] and c[2] == currency}
+            why = _payment_why(customer, reference, named, applies, self.searched.get(pid))
+            text = f"payment {pid} of {_money(cash)} {currency}"
+            text += f" from customer {customer}" if customer else " from an unidentified payer"
+            text += f" matches no strategy ({why}); it stays as unapplied cash"
+            if listed:
+                text += ". Best candidates: " + "; ".join(
+                    f"{c['invoice_id']} ({c['why_not']})" for c in listed)
+            out.append(Problem("warning", "PAYMENT_UNMATCHED", "matching", "payment", pid, text,
+                               None, matching.ref.rule_ref,
+                               details={"customer_id": customer, "candidates": listed,
+                                        "why": why}))
+        return out
+
+
 def _unmatched(executor: Executor, matching: Matching,
-               searched: dict[str, tuple[Strategy, combination.Found]]) -> list[Problem]:
-    """A warning for each payment of tonight no strategy matched, with the best three
-    candidates and why each failed."""
-    payments = executor.query(sql_text.UNMATCHED_PAYMENTS)
-    if not payments:
-        return []
-    flags = {row[0]: row[1:] for row in executor.query(
+               searched: dict[str, tuple[Strategy, combination.Found]]) -> _Unmatched:
+    """Tonight's payments no strategy matched, with their candidates."""
+    found = _Unmatched(matching, searched, executor.query(sql_text.UNMATCHED_PAYMENTS))
+    if not found.payments:
+        return found
+    found.flags = {row[0]: row[1:] for row in executor.query(
         "SELECT payment_id, " + ", ".join(f"w{s.index}" for s in matching.strategies)
         + " FROM cash_pay WHERE state = 'open' AND origin = 'drop'")}
-    candidates: dict[str, list[tuple]] = defaultdict(list)
+    candidates = defaultdict(list)
     for row in executor.query(sql_text.UNMATCHED_CANDIDATES):
         candidates[row[0]].append(row[1:])
-    allows = {s.index: f"{s.id} allows {s.tolerance.describe()}" for s in matching.strategies
-              if s.type != "reference"}
-    out = []
-    for pid, customer, currency, _received, cash, reference in payments:
-        applies = [s for s, on in zip(matching.strategies, flags[pid], strict=True) if on]
-        tolerances = ", ".join(allows[s.index] for s in applies if s.index in allows)
-        ranked = sorted(candidates.get(pid, []),
-                        key=lambda c: (not c[7], c[5] is not None, c[2] != currency,
-                                       abs(c[8] - cash), c[0]))[:3]
-        listed = [{"invoice_id": c[0], "open_amount": str(c[4]), "currency": c[2],
-                   "why_not": _why_not(c, customer, currency, cash, applies, tolerances)}
-                  for c in ranked]
-        named = {c[1] for c in candidates.get(pid, []) if c[7] and c[2] == currency}
-        why = _payment_why(customer, reference, named, applies, searched.get(pid))
-        text = f"payment {pid} of {_money(cash)} {currency}"
-        text += f" from customer {customer}" if customer else " from an unidentified payer"
-        text += f" matches no strategy ({why}); it stays as unapplied cash"
-        if listed:
-            text += ". Best candidates: " + "; ".join(
-                f"{c['invoice_id']} ({c['why_not']})" for c in listed)
-        out.append(Problem("warning", "PAYMENT_UNMATCHED", "matching", "payment", pid, text,
-                           None, matching.ref.rule_ref,
-                           details={"customer_id": customer, "candidates": listed,
-                                    "why": why}))
-    return out
+    found.candidates = dict(candidates)
+    return found
 
 
 def _payment_why(customer, reference, named: set[str], applies: list[Strategy],
