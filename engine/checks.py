@@ -10,6 +10,9 @@ processed ids) are in `engine.references`.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -399,8 +402,44 @@ class ScanFailed(Exception):
     """The check of a file DuckDB was to read itself failed (its cause says why)."""
 
 
+class Optimizers:
+    """DuckDB must not take a scanned file's own statistics for its values, since each is
+    checked; the checks of rows read into Arrow need statistics (without them DuckDB's
+    sort holds several times the memory). The setting is the database's, not a
+    connection's, and tables are checked at once on several: checks of one kind run
+    together, and one of the other kind waits until those are done."""
+
+    def __init__(self):
+        self._turn = threading.Condition()
+        self._scanning = False  # DuckDB's default: statistics on
+        self._running = 0
+
+    @contextmanager
+    def check(self, executor: Executor, scanned: bool) -> Iterator[None]:
+        with self._turn:
+            while self._running and self._scanning != scanned:
+                self._turn.wait()
+            if self._scanning != scanned:
+                executor.execute("SET disabled_optimizers = 'statistics_propagation'"
+                                 if scanned else "RESET disabled_optimizers")
+                self._scanning = scanned
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._running -= 1
+                self._turn.notify_all()
+
+    def reset(self, executor: Executor) -> None:
+        """DuckDB's default again, once every check is done."""
+        if self._scanning:
+            executor.execute("RESET disabled_optimizers")
+            self._scanning = False
+
+
 def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, ruleset: RuleSet,
-                 executor: Executor, file_name: str, into: str,
+                 executor: Executor, file_name: str, into: str, optimizers: Optimizers,
                  as_of: dt.date | None = None, scan: str | None = None) -> tuple[int, pa.Table]:
     """Check `raw`; add its accepted rows (the canonical schema plus __file/__row, in row
     order) to the DuckDB table `into`; return how many, and the rejects. With `scan` (a
@@ -408,26 +447,26 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
 
     The checked rows are written to a DuckDB table, not read out: DuckDB holds them in
     its memory, under --memory-limit and spilled past it, and the later stages read them
-    there."""
+    there. Its tables are the database's, not temporary ones of `executor`'s connection:
+    the files of different tables are checked at once, each on a connection of its own."""
     name = f"raw_{table}"
     for ref_name, ref_table in reference_tables().items():
         executor.register(ref_name, ref_table)
     if scan is None:
         executor.register(name, raw)
-    else:  # DuckDB must not take the file's own statistics for its values: each is checked
+    else:
         executor.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {scan}")
-        executor.execute("SET disabled_optimizers = 'statistics_propagation'")
     present = [c for c in raw.column_names if c in tables.INPUTS[table].names]
     typed = {f.name: f.type for f in raw.schema if exact(f.type)}
-    checked = exp.to_table("checked_rows")
+    checked = f"checked_{table}"
     try:
         statement = exp.Create(
-            this=checked, kind="TABLE", replace=True,
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            this=exp.to_table(checked), kind="TABLE", replace=True,
             expression=checked_query(name, table, present, mapping, ruleset, as_of, typed,
                                      file_name))
         try:
-            executor.execute(statement)
+            with optimizers.check(executor, scanned=scan is not None):
+                executor.execute(statement)
         except Exception as exc:
             if scan is None:
                 raise
@@ -436,7 +475,6 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
         if scan is None:
             executor.unregister(name)
         else:
-            executor.execute("RESET disabled_optimizers")
             executor.execute(f"DROP VIEW IF EXISTS {name}")
     try:
         bad = exp.Not(this=exp.Is(this=_col("__col"), expression=exp.null()))
@@ -444,27 +482,30 @@ def reject_split(raw: pa.Table, table: str, mapping: InputMapping | None, rulese
             *[exp.alias_(_col(c), n) for c, n in zip(
                 (FILE, ROW, "__col", "__val", "__why"), REJECT_SCHEMA.names, strict=True)]
         ).from_(checked).where(bad).order_by(_col(ROW)))
-        rows = executor.query("SELECT count(*) FROM checked_rows")[0][0]
-        _keep_accepted(executor, bool(rejects.num_rows), accepted_schema(table).names, into)
+        rows = executor.query(f"SELECT count(*) FROM {checked}")[0][0]
+        _keep_accepted(executor, checked, bool(rejects.num_rows),
+                       accepted_schema(table).names, into)
     finally:
-        executor.execute("DROP TABLE IF EXISTS checked_rows")
+        executor.execute(f"DROP TABLE IF EXISTS {checked}")
     return rows - rejects.num_rows, rejects.cast(REJECT_SCHEMA)
 
 
-def _keep_accepted(executor: Executor, any_rejects: bool, names: list[str], into: str) -> None:
-    """The accepted rows of `checked_rows` into the table `into`: the first file's become
-    that table (its reject columns dropped, no copy made), a later file's are added."""
+def _keep_accepted(executor: Executor, checked: str, any_rejects: bool, names: list[str],
+                   into: str) -> None:
+    """The accepted rows of the table `checked` into the table `into`: the first file's
+    become that table (its reject columns dropped, no copy made), a later file's are
+    added."""
     if executor.query(f"SELECT count(*) FROM {into}")[0][0]:
         columns = ", ".join(f'"{n}"' for n in names)
-        executor.execute(f"INSERT INTO {into} SELECT {columns} FROM checked_rows "
+        executor.execute(f"INSERT INTO {into} SELECT {columns} FROM {checked} "
                          "WHERE __col IS NULL")
         return
     if any_rejects:
-        executor.execute("DELETE FROM checked_rows WHERE __col IS NOT NULL")
+        executor.execute(f"DELETE FROM {checked} WHERE __col IS NOT NULL")
     for column in ("__col", "__val", "__why"):
-        executor.execute(f"ALTER TABLE checked_rows DROP COLUMN {column}")
+        executor.execute(f"ALTER TABLE {checked} DROP COLUMN {column}")
     executor.execute(f"DROP TABLE {into}")
-    executor.execute(f"ALTER TABLE checked_rows RENAME TO {into}")
+    executor.execute(f"ALTER TABLE {checked} RENAME TO {into}")
 
 
 def _with_duplicates(checks: list[Check], keys: tuple[str, ...]) -> list[Check]:

@@ -36,6 +36,17 @@ class Executor(Protocol):
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]: ...
 
+    def cursor(self) -> Executor:
+        """Another connection to the same database, for work on another thread: it sees
+        the database's tables, not the temporary tables and registrations of this one."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this connection (from another thread)."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class DuckDBExecutor:
     """DuckDB in process; the client's state file is attached as `state`."""
@@ -56,6 +67,15 @@ class DuckDBExecutor:
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(":memory:", config=config)
+
+    @classmethod
+    def _on(cls, con: duckdb.DuckDBPyConnection) -> DuckDBExecutor:
+        executor = cls.__new__(cls)
+        executor.con = con
+        return executor
+
+    def cursor(self) -> DuckDBExecutor:
+        return DuckDBExecutor._on(self.con.cursor())
 
     def render(self, statement: exp.Expression | str) -> str:
         return statement if isinstance(statement, str) else to_sql(statement, self.dialect)
@@ -107,6 +127,9 @@ class DuckDBExecutor:
                 + f"), Arrow {pa.total_allocated_bytes() / MIB:,.0f} MiB, "
                 + (f"resident {now / MIB:,.0f} MiB, " if now is not None else "")
                 + f"peak {peak / 1024:,.0f} MiB")
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
 
     def close(self) -> None:
         self.con.close()

@@ -333,6 +333,139 @@ def test_a_parquet_value_is_checked_whatever_the_file_says_of_its_range(client_d
     assert result.tables["payments"].num_rows == 49
 
 
+def test_tables_are_checked_at_once_each_with_the_statistics_its_read_needs(
+        client_dir, drop_dir, monkeypatch):
+    """Tables are checked on threads of their own. A scanned Parquet file is checked with
+    DuckDB's statistics off (the damaged row 34 is still rejected), a CSV file with them
+    on (they keep its sort small); the setting is the database's, and is reset after."""
+    import threading
+
+    execute, seen = DuckDBExecutor.execute, []
+
+    def spy(self, statement):
+        sql = self.render(statement)
+        if sql.startswith("CREATE OR REPLACE TABLE checked_"):
+            setting = self.query("SELECT current_setting('disabled_optimizers')")[0][0]
+            seen.append((sql.split()[4], setting, threading.current_thread().name))
+        return execute(self, statement)
+
+    monkeypatch.setattr(DuckDBExecutor, "execute", spy)
+    data = bytearray(_parquet_bytes(_payments(50), compression="none"))
+    data[data.find((3800).to_bytes(6, "big", signed=True))] ^= 0x80  # row 34: negative
+    executor = DuckDBExecutor()
+    try:
+        result = ingest(drop_dir(customers__csv=CUSTOMERS_CSV, transactions__csv=TRANSACTIONS_CSV,
+                                 payments__parquet=bytes(data)),
+                        load_ruleset(client_dir()), executor, dt.date(2026, 3, 2))
+        assert executor.query("SELECT current_setting('disabled_optimizers')") == [("",)]
+        assert [r["txn_id"] for r in result.tables["transactions"].to_pylist()] == ["T1", "T7"]
+    finally:
+        executor.close()
+    assert sorted((table, setting) for table, setting, _ in seen) == [
+        ("checked_customers", ""), ("checked_payments", "statistics_propagation"),
+        ("checked_transactions", "")]
+    assert all(thread.startswith("ingest") for _, _, thread in seen)
+    assert [(n, c) for f, n, c, _v, _r in _rejects(result) if f == "payments.parquet"] == [
+        (34, "amount")]
+    assert [f.path.name for f in result.files] == [
+        "customers.csv", "transactions.csv", "payments.parquet"]  # in table order
+
+
+@pytest.mark.parametrize("refusing", ["customers", "payments"])
+def test_a_refused_table_stops_the_checks_running_beside_it(client_dir, drop_dir, monkeypatch,
+                                                           refusing):
+    """Tables are checked at once: when one refuses the drop (the first in table order or
+    a later one), a check still running on another connection is interrupted, not waited
+    for, and the refusal is what is raised."""
+    import threading
+
+    import duckdb
+
+    from engine import ingest as ingest_module
+
+    running, seen = threading.Event(), []
+
+    def ingest_file(file, mapping, ruleset, cursor, part, as_of, optimizers):
+        if file.table == refusing:
+            running.wait(10)
+            raise DropRefused([])
+        running.set()
+        try:  # a check that would run for a while (seconds)
+            cursor.query("SELECT sum(a.range * b.range) FROM range(100000) AS a, "
+                         "range(100000) AS b")
+        except duckdb.InterruptException as exc:
+            seen.append(exc)
+            raise
+
+    monkeypatch.setattr(ingest_module, "_ingest_file", ingest_file)
+    with pytest.raises(DropRefused):
+        _ingest(client_dir(), drop_dir(customers__csv=CUSTOMERS_CSV,
+                                       payments__parquet=_parquet_bytes(_payments(2))))
+    assert len(seen) == 1
+
+
+def test_an_interrupted_check_with_nothing_else_failing_is_what_is_raised(
+        client_dir, drop_dir, monkeypatch):
+    """An interruption from outside (DuckDB's own, not the ingest's stopping of the other
+    tables) is the failure raised when no table failed of itself."""
+    import duckdb
+
+    from engine import ingest as ingest_module
+
+    def ingest_file(file, mapping, ruleset, cursor, part, as_of, optimizers):
+        if file.table == "payments":
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr(ingest_module, "_ingest_file", ingest_file)
+    with pytest.raises(duckdb.InterruptException, match="Interrupted"):
+        _ingest(client_dir(), drop_dir(customers__csv=CUSTOMERS_CSV,
+                                       payments__parquet=_parquet_bytes(_payments(2))))
+
+
+def test_checks_of_the_other_kind_wait_for_those_running():
+    """Optimizers: a check of rows read into Arrow waits while a scanned file's runs, and
+    DuckDB's setting is switched only between them."""
+    import threading
+
+    from engine.checks import Optimizers
+
+    class Recorder:
+        def __init__(self):
+            self.statements = []
+
+        def execute(self, statement):
+            self.statements.append(statement)
+
+    optimizers, db, order = Optimizers(), Recorder(), []
+    scanning, release = threading.Event(), threading.Event()
+
+    def scan():
+        with optimizers.check(db, scanned=True):
+            order.append("scan starts")
+            scanning.set()
+            release.wait(10)
+            order.append("scan ends")
+
+    def careful():
+        scanning.wait(10)
+        with optimizers.check(db, scanned=False):
+            order.append("careful runs")
+
+    threads = [threading.Thread(target=scan), threading.Thread(target=careful)]
+    for t in threads:
+        t.start()
+    scanning.wait(10)
+    threads[1].join(0.2)  # it waits: the scan is running
+    assert order == ["scan starts"] and threads[1].is_alive()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["scan starts", "scan ends", "careful runs"]
+    optimizers.reset(db)
+    assert db.statements == ["SET disabled_optimizers = 'statistics_propagation'",
+                             "RESET disabled_optimizers"]
+
+
 def test_duckdb_out_of_memory_on_a_scanned_file_fails_the_ingest(client_dir, drop_dir,
                                                                   monkeypatch):
     """Past the memory limit the careful read would only hold more, outside it: the error
@@ -344,7 +477,7 @@ def test_duckdb_out_of_memory_on_a_scanned_file_fails_the_ingest(client_dir, dro
     execute, careful = DuckDBExecutor.execute, []
 
     def short_of_memory(self, statement):
-        if "TABLE checked_rows AS" in self.render(statement):
+        if "TABLE checked_payments AS" in self.render(statement):
             raise duckdb.OutOfMemoryException("Out of Memory Error: test")
         return execute(self, statement)
 
