@@ -302,6 +302,30 @@ def test_journal_entries_balance_and_name_their_rules(tmp_path):
                           __import__("decimal").Decimal("178.5000"))]
 
 
+def test_a_journal_without_a_receivable_numbers_its_lines_from_one(tmp_path):
+    """10.00 of P-1 (8400) and -10.00 of BK-1 (8300) at 19%: the invoice nets to zero, so
+    no receivable and no tax line (1.90 - 1.90); the two revenue lines are lines 1 and 2."""
+    extra = """\
+    accounts:
+      ar_control: "1400"
+      cash: "1200"
+      revenue: {default: "8400", by: {"BK-*": "8300"}}
+      tax_payable: "1776"
+      write_off: "2400"
+      unapplied_cash: "1590"
+      dunning_fees: "2700"
+      interest_income: "2650"
+    """
+    s = Scenario(tmp_path, tax_19())
+    replace_accounts(s.rules, extra)
+    lines = [line("T1", "1", "10"), line("T2", "-1", "10", product_code="BK-1")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("journal_entries"), "entry_id", "line_no", "account", "debit",
+                 "credit", "memo") == [
+        ("JE-T-2026-0001", 1, "8300", "10", "0", "revenue T-2026-0001"),
+        ("JE-T-2026-0001", 2, "8400", "0", "10", "revenue T-2026-0001")]
+
+
 REGIONS = """\
 kind: tax
 version: 1

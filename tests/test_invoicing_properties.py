@@ -79,3 +79,8 @@ def test_invoices_add_up_and_journals_balance(rows, level, included, rates, mode
         assert entry["debit"] >= 0 and entry["credit"] >= 0
         balance[(entry["entry_id"], entry["currency"])] += entry["debit"] - entry["credit"]
     assert all(v == 0 for v in balance.values())
+    numbers = defaultdict(list)  # each entry's lines numbered 1, 2, ... and none empty
+    for entry in entries:
+        assert entry["debit"] + entry["credit"] > 0
+        numbers[entry["entry_id"]].append(entry["line_no"])
+    assert all(n == list(range(1, len(n) + 1)) for n in numbers.values())

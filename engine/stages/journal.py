@@ -27,36 +27,44 @@ WITH revenue AS (  -- the lines summed per invoice key first: the heads join the
   FROM (SELECT customer_id, currency, po_key, net_amount, :revenue_account AS account,
                :revenue_rule AS rule_id, :revenue_ref AS rule_ref FROM inv_lines_final)
   GROUP BY customer_id, currency, po_key, account, rule_id, rule_ref
+  HAVING sum(net_amount) <> 0
 ), tax AS (
   SELECT customer_id, currency, po_key, tax_code, rule_id, rule_ref, sum(tax_amount) AS amount
   FROM inv_lines_final
   GROUP BY customer_id, currency, po_key, tax_code, rule_id, rule_ref
-), sides AS (
-  SELECT invoice_id, document_type, customer_id, currency, 1 AS part, :ar_account AS account,
-         gross_amount AS amount, :ar_rule AS rule_id, :ar_ref AS rule_ref,
-         'receivable ' || invoice_id AS memo
+  HAVING sum(tax_amount) <> 0
+), numbered AS (  -- revenue then tax lines, numbered per invoice key while still narrow
+  SELECT *, row_number() OVER (PARTITION BY customer_id, currency, po_key
+                               ORDER BY part, account, rule_id, tax_code) AS n
+  FROM (SELECT customer_id, currency, po_key, 2 AS part, account, -amount AS amount, rule_id,
+               rule_ref, CAST(NULL AS VARCHAR) AS tax_code
+        FROM revenue
+        UNION ALL
+        SELECT customer_id, currency, po_key, 3, :tax_account, -amount, rule_id, rule_ref,
+               tax_code
+        FROM tax AS t)
+), sides AS (  -- the receivable first, when there is one
+  SELECT invoice_id, document_type, customer_id, currency, 1 AS line_no,
+         :ar_account AS account, gross_amount AS amount, :ar_rule AS rule_id,
+         :ar_ref AS rule_ref, 'receivable ' || invoice_id AS memo
   FROM inv_heads
+  WHERE gross_amount <> 0
   UNION ALL
-  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, 2, r.account, -r.amount,
-         r.rule_id, r.rule_ref, 'revenue ' || h.invoice_id
-  FROM revenue AS r
-  JOIN inv_heads AS h ON h.customer_id = r.customer_id AND h.currency = r.currency
-                     AND h.po_key = r.po_key
-  UNION ALL
-  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency, 3, :tax_account, -t.amount,
-         t.rule_id, t.rule_ref, 'tax ' || t.tax_code || ' ' || h.invoice_id
-  FROM tax AS t
-  JOIN inv_heads AS h ON h.customer_id = t.customer_id AND h.currency = t.currency
-                     AND h.po_key = t.po_key
+  SELECT h.invoice_id, h.document_type, h.customer_id, h.currency,
+         n.n + CASE WHEN h.gross_amount <> 0 THEN 1 ELSE 0 END, n.account, n.amount,
+         n.rule_id, n.rule_ref,
+         CASE WHEN n.part = 2 THEN 'revenue ' ELSE 'tax ' || n.tax_code || ' ' END
+         || h.invoice_id
+  FROM numbered AS n
+  JOIN inv_heads AS h ON h.customer_id = n.customer_id AND h.currency = n.currency
+                     AND h.po_key = n.po_key
 )
-SELECT 'JE-' || invoice_id AS entry_id,
-       row_number() OVER (PARTITION BY invoice_id ORDER BY part, account, rule_id) AS line_no,
+SELECT 'JE-' || invoice_id AS entry_id, CAST(line_no AS BIGINT) AS line_no,
        CAST(:as_of AS DATE) AS entry_date, account,
        CAST(greatest(amount, 0) AS DECIMAL(18,4)) AS debit,
        CAST(greatest(-amount, 0) AS DECIMAL(18,4)) AS credit,
        currency, customer_id, document_type, invoice_id AS document_id, memo, rule_id, rule_ref
 FROM sides
-WHERE amount <> 0
 ORDER BY entry_id, line_no
 """
 
