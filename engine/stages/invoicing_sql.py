@@ -9,7 +9,10 @@ The line numbers and the rounded tax need windows over the lines. A window sorts
 rows, so they are computed over the few columns they read, and written into the lines by
 row id (`LINE_TAX`, `INVOICE_TAX`): at a million lines this is a third of the time of
 windows over the wide rows. Windows partition by whole numbers given to the invoices and
-tax groups, not by their keys' text: a quarter faster again.
+tax groups, not by their keys' text: a quarter faster again. The invoice's number
+(`invoice_no`, in the order of the keys) is kept in each line, and the heads, the lines'
+output and the journal group and join by it (at a million lines the lines' output went
+from 0.42 to 0.30 s).
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ FROM (
 # The lines, numbered and taxed by the UPDATE that follows once the held are moved out.
 LINES_TABLE = """
 CREATE OR REPLACE TEMP TABLE inv_lines_final AS
-SELECT *, CAST(NULL AS BIGINT) AS line_no, CAST(NULL AS DECIMAL(18,4)) AS tax_amount,
-       CAST(NULL AS DECIMAL(18,4)) AS net_amount
+SELECT *, CAST(NULL AS BIGINT) AS invoice_no, CAST(NULL AS BIGINT) AS line_no,
+       CAST(NULL AS DECIMAL(18,4)) AS tax_amount, CAST(NULL AS DECIMAL(18,4)) AS net_amount
 FROM inv_amounts
 """
 
@@ -71,14 +74,24 @@ UNHELD = """
 DELETE FROM inv_lines_final WHERE held
 """
 
-# Lines are numbered per invoice by date, then id.
+# Lines are numbered per invoice by date, then id. Each line gets the whole number of its
+# invoice, in the order of the invoices' keys: the heads, the lines' output and the
+# journal group and join by it, not by the keys' text.
 LINE_TAX = """
-UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
+UPDATE inv_lines_final SET invoice_no = o.invoice_no, line_no = o.line_no,
+                           tax_amount = o.tax_amount, net_amount = :net
 FROM (
-  SELECT rowid AS k, row_number() OVER (PARTITION BY customer_id, currency, po_key
-                                        ORDER BY txn_date, txn_id) AS line_no,
-         base_amount, :tax AS tax_amount
+  WITH invoices AS (
+    SELECT customer_id, currency, po_key,
+           row_number() OVER (ORDER BY customer_id, currency, po_key) AS invoice_no
+    FROM inv_lines_final GROUP BY customer_id, currency, po_key
+  )
+  SELECT a.rowid AS k, i.invoice_no,
+         row_number() OVER (PARTITION BY i.invoice_no ORDER BY a.txn_date, a.txn_id) AS line_no,
+         a.base_amount, :tax AS tax_amount
   FROM inv_lines_final AS a
+  JOIN invoices AS i ON i.customer_id = a.customer_id AND i.currency = a.currency
+                    AND i.po_key = a.po_key
 ) AS o
 WHERE o.k = inv_lines_final.rowid
 """
@@ -86,7 +99,8 @@ WHERE o.k = inv_lines_final.rowid
 # The groups (invoice, tax code and rate) are summed once, and numbered: the windows
 # partition by those numbers rather than by the text of the keys.
 INVOICE_TAX = """
-UPDATE inv_lines_final SET line_no = o.line_no, tax_amount = o.tax_amount, net_amount = :net
+UPDATE inv_lines_final SET invoice_no = o.invoice_no, line_no = o.line_no,
+                           tax_amount = o.tax_amount, net_amount = :net
 FROM (
   WITH lines AS (
     SELECT rowid AS k, customer_id, currency, po_key, tax_code, tax_rate, minor, base_amount,
@@ -104,7 +118,7 @@ FROM (
     FROM sums AS a
   ), numbered AS (
     SELECT l.k, l.base_amount, l.tax_trunc, l.tax_exact - l.tax_trunc AS tax_rem, g.unit,
-           g.units, g.group_no,
+           g.units, g.group_no, g.invoice_no,
            row_number() OVER (PARTITION BY g.invoice_no ORDER BY l.txn_date, l.txn_id) AS line_no
     FROM lines AS l
     JOIN groups AS g ON g.customer_id = l.customer_id AND g.currency = l.currency
@@ -116,7 +130,7 @@ FROM (
              ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
     FROM numbered
   )
-  SELECT k, line_no, base_amount,
+  SELECT k, invoice_no, line_no, base_amount,
          CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
               AS DECIMAL(18,4)) AS tax_amount
   FROM ranked
@@ -131,15 +145,15 @@ SELECT h.*, :number AS invoice_id, CAST(:as_of AS DATE) AS invoice_date,
             ELSE CAST(:as_of AS DATE)
                  + CAST(coalesce(c.payment_terms_days, :net_days) AS INTEGER) END AS due_date
 FROM (
-  SELECT *, row_number() OVER (PARTITION BY document_type
-                               ORDER BY customer_id, currency, po_key) AS night_seq
+  SELECT *, row_number() OVER (PARTITION BY document_type ORDER BY invoice_no) AS night_seq
   FROM (
-    SELECT customer_id, currency, po_key, max(po_number) AS po_number,
+    SELECT invoice_no, any_value(customer_id) AS customer_id, any_value(currency) AS currency,
+           any_value(po_key) AS po_key, max(po_number) AS po_number,
            sum(net_amount) AS net_amount, sum(tax_amount) AS tax_amount,
            sum(net_amount) + sum(tax_amount) AS gross_amount,
            CASE WHEN sum(net_amount) + sum(tax_amount) < 0 THEN 'credit_note'
                 ELSE 'invoice' END AS document_type
-    FROM inv_lines_final GROUP BY customer_id, currency, po_key
+    FROM inv_lines_final GROUP BY invoice_no
   )
 ) AS h
 JOIN state.customers AS c ON c.customer_id = h.customer_id
@@ -156,9 +170,8 @@ SELECT h.invoice_id, l.line_no, l.txn_id, l.product_code, l.description, l.quant
        l.unit_price, l.net_amount, l.tax_code, l.tax_rate, l.tax_amount, l.tax_note,
        l.rule_id, l.rule_ref
 FROM inv_lines_final AS l
-JOIN inv_heads AS h ON h.customer_id = l.customer_id AND h.currency = l.currency
-                   AND h.po_key = l.po_key
-ORDER BY h.document_type DESC, h.night_seq, l.line_no
+JOIN inv_heads AS h ON h.invoice_no = l.invoice_no
+ORDER BY h.document_type <> 'invoice', h.night_seq, l.line_no  -- invoices first
 """
 
 HELD_ROWS = """

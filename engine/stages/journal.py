@@ -22,26 +22,25 @@ from engine.config.ruleset import RuleSet
 from engine.stages.sql import glob_like, template
 
 INVOICE_ENTRIES = """
-WITH revenue AS (  -- the lines summed per invoice key first: the heads join the sums
-  SELECT customer_id, currency, po_key, account, rule_id, rule_ref, sum(net_amount) AS amount
-  FROM (SELECT customer_id, currency, po_key, net_amount, :revenue_account AS account,
+WITH revenue AS (  -- the lines summed per invoice first: the heads join the sums
+  SELECT invoice_no, account, rule_id, rule_ref, sum(net_amount) AS amount
+  FROM (SELECT invoice_no, net_amount, :revenue_account AS account,
                :revenue_rule AS rule_id, :revenue_ref AS rule_ref FROM inv_lines_final)
-  GROUP BY customer_id, currency, po_key, account, rule_id, rule_ref
+  GROUP BY invoice_no, account, rule_id, rule_ref
   HAVING sum(net_amount) <> 0
 ), tax AS (
-  SELECT customer_id, currency, po_key, tax_code, rule_id, rule_ref, sum(tax_amount) AS amount
+  SELECT invoice_no, tax_code, rule_id, rule_ref, sum(tax_amount) AS amount
   FROM inv_lines_final
-  GROUP BY customer_id, currency, po_key, tax_code, rule_id, rule_ref
+  GROUP BY invoice_no, tax_code, rule_id, rule_ref
   HAVING sum(tax_amount) <> 0
-), numbered AS (  -- revenue then tax lines, numbered per invoice key while still narrow
-  SELECT *, row_number() OVER (PARTITION BY customer_id, currency, po_key
+), numbered AS (  -- revenue then tax lines, numbered per invoice while still narrow
+  SELECT *, row_number() OVER (PARTITION BY invoice_no
                                ORDER BY part, account, rule_id, tax_code) AS n
-  FROM (SELECT customer_id, currency, po_key, 2 AS part, account, -amount AS amount, rule_id,
-               rule_ref, CAST(NULL AS VARCHAR) AS tax_code
+  FROM (SELECT invoice_no, 2 AS part, account, -amount AS amount, rule_id, rule_ref,
+               CAST(NULL AS VARCHAR) AS tax_code
         FROM revenue
         UNION ALL
-        SELECT customer_id, currency, po_key, 3, :tax_account, -amount, rule_id, rule_ref,
-               tax_code
+        SELECT invoice_no, 3, :tax_account, -amount, rule_id, rule_ref, tax_code
         FROM tax AS t)
 ), sides AS (  -- the receivable first, when there is one
   SELECT invoice_id, document_type, customer_id, currency, 1 AS line_no,
@@ -56,8 +55,7 @@ WITH revenue AS (  -- the lines summed per invoice key first: the heads join the
          CASE WHEN n.part = 2 THEN 'revenue ' ELSE 'tax ' || n.tax_code || ' ' END
          || h.invoice_id
   FROM numbered AS n
-  JOIN inv_heads AS h ON h.customer_id = n.customer_id AND h.currency = n.currency
-                     AND h.po_key = n.po_key
+  JOIN inv_heads AS h ON h.invoice_no = n.invoice_no
 )
 SELECT 'JE-' || invoice_id AS entry_id, CAST(line_no AS BIGINT) AS line_no,
        CAST(:as_of AS DATE) AS entry_date, account,
