@@ -18,28 +18,20 @@ from engine.executor import Executor
 from engine.stages.sql import template
 
 AGING = """
-WITH items AS (
+WITH open_now AS (  -- open items, and unapplied cash as a rest of its own: one grouping
   SELECT customer_id, currency, amount_open AS amount,
-         datediff('day', due_date, CAST(:as_of AS DATE)) AS days
+         datediff('day', due_date, CAST(:as_of AS DATE)) AS days, 0 AS rest
   FROM state.open_items WHERE closed_on IS NULL AND amount_open <> 0
-), unapplied AS (
-  SELECT customer_id, currency, -sum(cash_open) AS amount
+  UNION ALL
+  SELECT customer_id, currency, 0, NULL, -cash_open
   FROM state.unapplied_cash WHERE closed_on IS NULL AND cash_open <> 0
-  GROUP BY customer_id, currency
-), keys AS (
-  SELECT customer_id, currency FROM items
-  UNION SELECT customer_id, currency FROM unapplied
 )
-SELECT k.customer_id, k.currency, :buckets,
-       CAST(coalesce(u.amount, 0) AS DECIMAL(18,4)) AS unapplied,
-       CAST(coalesce(sum(i.amount), 0) + coalesce(u.amount, 0) AS DECIMAL(18,4)) AS total_open
-FROM keys AS k
-LEFT JOIN items AS i ON i.customer_id IS NOT DISTINCT FROM k.customer_id
-                    AND i.currency = k.currency
-LEFT JOIN unapplied AS u ON u.customer_id IS NOT DISTINCT FROM k.customer_id
-                        AND u.currency = k.currency
-GROUP BY k.customer_id, k.currency, u.amount
-ORDER BY k.customer_id NULLS LAST, k.currency
+SELECT i.customer_id, i.currency, :buckets,
+       CAST(sum(i.rest) AS DECIMAL(18,4)) AS unapplied,
+       CAST(sum(i.amount) + sum(i.rest) AS DECIMAL(18,4)) AS total_open
+FROM open_now AS i
+GROUP BY i.customer_id, i.currency
+ORDER BY i.customer_id NULLS LAST, i.currency
 """
 
 
