@@ -46,11 +46,20 @@ class Problem:
     details: dict = field(default_factory=dict)
 
 
-def exceptions_table(problems: list[Problem], run_id: str, first: int = 1) -> pa.Table:
-    """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order (from
-    `first` on, for the stages after those numbered before)."""
-    ordered = sorted(problems, key=lambda p: (STAGES.index(p.stage), p.entity_type or "",
-                                              p.entity_id or "", p.code, p.message))
+def in_order(problems: list[Problem]) -> list[Problem]:
+    """The order exceptions are numbered in: stage, entity, code."""
+    return sorted(problems, key=lambda p: (STAGES.index(p.stage), p.entity_type or "",
+                                           p.entity_id or "", p.code, p.message))
+
+
+def exceptions_table(problems: list[Problem], run_id: str) -> pa.Table:
+    """The `exceptions` output: ids `<run_id>-000001` in stage, entity, code order."""
+    return numbered_table(in_order(problems), run_id)
+
+
+def numbered_table(ordered: list[Problem], run_id: str, first: int = 1) -> pa.Table:
+    """The `exceptions` rows of problems already `in_order`, numbered from `first` on (for
+    the stages after those numbered before)."""
     columns = {
         "exception_id": [f"{run_id}-{i:06d}" for i in range(first, first + len(ordered))],
         **{name: list(map(attrgetter(name), ordered)) for name in (

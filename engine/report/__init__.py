@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from engine.config.ruleset import RuleSet
 from engine.errors import source_line
-from engine.exceptions import STAGES, Problem, exceptions_table
+from engine.exceptions import STAGES, Problem, in_order, numbered_table
 
 FILTERS = ("severity", "code", "stage", "customer")
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -51,6 +51,14 @@ def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, st
     if not path.is_file() or not line.isdigit():
         return None, None
     return path.resolve().as_uri(), (source_line(str(path), int(line)) or "").strip()
+
+
+def _problem_customer(problem: Problem) -> str | None:
+    """`_customer` of a problem before it is a row: its details not yet JSON."""
+    if problem.entity_type == "customer":
+        return problem.entity_id
+    customer = problem.details.get("customer_id")
+    return None if customer is None else str(customer)
 
 
 def _customers(exceptions: pa.Table) -> list[str | None]:
@@ -194,9 +202,10 @@ class ExceptionsBuilder:
         strays = {p.stage for p in problems} - {stage}
         if strays:  # they would be numbered among this stage's
             raise ValueError(f"problems of {', '.join(sorted(strays))} made as {stage}'s")
-        table = exceptions_table(problems, self.run_id, first=self._numbered + 1)
+        ordered = in_order(problems)
+        table = numbered_table(ordered, self.run_id, first=self._numbered + 1)
         self._numbered += table.num_rows
-        customers = _customers(table)
+        customers = list(map(_problem_customer, ordered))
         return table, customers, _rows_html(table, customers, self.ruleset)
 
     def finish(self) -> tuple[pa.Table, tuple[list[str | None], list[Markup]]]:
