@@ -124,11 +124,13 @@ FROM (
     JOIN groups AS g ON g.customer_id = l.customer_id AND g.currency = l.currency
                     AND g.po_key = l.po_key AND g.tax_code IS NOT DISTINCT FROM l.tax_code
                     AND g.tax_rate IS NOT DISTINCT FROM l.tax_rate
-  ), ranked AS (
+  ), ranked AS (  -- only a group with units to share out needs its lines ranked (a third)
     SELECT *, row_number() OVER (
              PARTITION BY group_no
              ORDER BY CASE WHEN units >= 0 THEN -tax_rem ELSE tax_rem END, line_no) AS rem_rank
-    FROM numbered
+    FROM numbered WHERE coalesce(units, 0) <> 0
+    UNION ALL
+    SELECT *, NULL FROM numbered WHERE coalesce(units, 0) = 0
   )
   SELECT k, invoice_no, line_no, base_amount,
          CAST(tax_trunc + CASE WHEN rem_rank <= abs(units) THEN sign(units) * unit ELSE 0 END
