@@ -27,7 +27,7 @@ from engine.dsl.compile import bind_as_of, exact_div, literal, round_money, to_s
 from engine.errors import Diagnostic, DropRefused
 from engine.exceptions import Problem
 from engine.executor import Executor
-from engine.money import minor_unit
+from engine.money import decimals, minor_unit
 from engine.stages import custom
 from engine.stages.sql import MAX_AMOUNT, Statement, template
 
@@ -209,9 +209,14 @@ def _held(table: pa.Table, base: str, as_of: dt.date, credit: Credit,
     the decisions (20,000 holds at a million lines), so the run makes them on its worker
     thread while DuckDB goes on."""
     places = minor_unit(base)
-    rows = table.filter(pc.or_kleene(pc.or_kleene(
+    held = table.filter(pc.or_kleene(pc.or_kleene(
         pc.is_valid(table.column("missing")), pc.is_null(table.column("credit_limit"))),
-        pc.equal(table.column("decision"), "hold"))).to_pylist()
+        pc.equal(table.column("decision"), "hold")))
+    # a column at a time, the decimals through their text: as dicts (to_pylist) the
+    # 20,000 holds at a million lines took twice as long
+    columns = {name: (decimals(held.column(name)) if pa.types.is_decimal(held.schema.field(
+        name).type) else held.column(name).to_pylist()) for name in held.column_names}
+    rows = (dict(zip(columns, values)) for values in zip(*columns.values()))
     problems = []
     for row in rows:
         customer = row["customer_id"]
