@@ -213,10 +213,11 @@ def _held(table: pa.Table, base: str, as_of: dt.date, credit: Credit,
         pc.is_valid(table.column("missing")), pc.is_null(table.column("credit_limit"))),
         pc.equal(table.column("decision"), "hold")))
     # a column at a time, the decimals through their text: as dicts (to_pylist) the
-    # 20,000 holds at a million lines took twice as long
+    # 20,000 holds at a million lines took a third longer (0.107 against 0.080 s)
     columns = {name: (decimals(held.column(name)) if pa.types.is_decimal(held.schema.field(
         name).type) else held.column(name).to_pylist()) for name in held.column_names}
-    rows = (dict(zip(columns, values)) for values in zip(*columns.values()))
+    rows = (dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True))
     problems = []
     for row in rows:
         customer = row["customer_id"]
