@@ -163,6 +163,20 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
         raise safety.busy(state_path, client) from None
 
 
+def _fold_log(executor: DuckDBExecutor, state_path: Path) -> None:
+    """A write-ahead log left beside the state file (by a run killed in its commit, or a
+    tiny commit) folded into the file before the night: the state kept for --replace is
+    then the file alone, and the night's commits never follow the torn end of an old log.
+    DuckDB replays a log when the file is attached, but a log with nothing to replay (a
+    torn end, a checkpoint that was cut short) stays until a checkpoint has something to
+    write: a table made and dropped gives it that."""
+    if not safety.wal(state_path).exists():
+        return
+    executor.execute("CREATE TABLE state.ruledger_fold_log (x INTEGER)")
+    executor.execute("DROP TABLE state.ruledger_fold_log")
+    executor.execute("CHECKPOINT state")
+
+
 def _replace(options: RunOptions, ruleset: RuleSet, as_of: dt.date,
              state_path: Path) -> RunResult | None:
     """--replace: the latest night run again from the state saved before it, the new state
@@ -230,13 +244,10 @@ def _run(options: RunOptions, ruleset: RuleSet, as_of: dt.date, executor: DuckDB
         return done
     started = _now()
     state_before = store.digest
+    _fold_log(executor, state_path)
     keep = options.keep_before and store.has_runs()
     next_before = safety.before_next(state_path)
     if keep:  # committed state only: this run's changes are not written yet
-        # A run killed in its commit can leave a write-ahead log beside the file. It is
-        # folded in first (what it holds of a commit that did not end is dropped), so the
-        # state kept for --replace is the file alone, as a finished run leaves it.
-        executor.execute("CHECKPOINT state")
         safety.copy_state(state_path, next_before)
     run_id = _run_id(client, as_of, digest, ruleset.digest, state_before)
     with logger.contextualize(run_id=run_id):
