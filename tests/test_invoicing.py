@@ -269,22 +269,24 @@ def test_numbering_continues_after_the_opening_items_of_the_same_year(tmp_path):
     assert [r["invoice_id"] for r in s.rows("invoices")] == ["T-2026-0042"]
 
 
+ACCOUNTS = """\
+accounts:
+  ar_control: "1400"
+  cash: "1200"
+  revenue: {default: "8400", by: {"BK-*": "8300"}}
+  tax_payable: {default: "1770", by: {VAT19: "1776"}}
+  write_off: "2400"
+  unapplied_cash: "1590"
+  dunning_fees: "2700"
+  interest_income: "2650"
+"""
+
+
 def test_journal_entries_balance_and_name_their_rules(tmp_path):
     """Invoice of 100.00 (P-1 -> 8400) + 50.00 (BK-1 -> 8300) at 19%: Dr 1400 178.50 /
     Cr 8300 50.00 / Cr 8400 100.00 / Cr 1776 28.50."""
-    extra = """\
-    accounts:
-      ar_control: "1400"
-      cash: "1200"
-      revenue: {default: "8400", by: {"BK-*": "8300"}}
-      tax_payable: {default: "1770", by: {VAT19: "1776"}}
-      write_off: "2400"
-      unapplied_cash: "1590"
-      dunning_fees: "2700"
-      interest_income: "2650"
-    """
     s = Scenario(tmp_path, tax_19())
-    replace_accounts(s.rules, extra)
+    replace_accounts(s.rules, ACCOUNTS)
     lines = [line("T1", "1", "100"), line("T2", "1", "50", product_code="BK-1")]
     assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
     entries = s.rows("journal_entries")
@@ -305,19 +307,8 @@ def test_journal_entries_balance_and_name_their_rules(tmp_path):
 def test_a_journal_without_a_receivable_numbers_its_lines_from_one(tmp_path):
     """10.00 of P-1 (8400) and -10.00 of BK-1 (8300) at 19%: the invoice nets to zero, so
     no receivable and no tax line (1.90 - 1.90); the two revenue lines are lines 1 and 2."""
-    extra = """\
-    accounts:
-      ar_control: "1400"
-      cash: "1200"
-      revenue: {default: "8400", by: {"BK-*": "8300"}}
-      tax_payable: "1776"
-      write_off: "2400"
-      unapplied_cash: "1590"
-      dunning_fees: "2700"
-      interest_income: "2650"
-    """
     s = Scenario(tmp_path, tax_19())
-    replace_accounts(s.rules, extra)
+    replace_accounts(s.rules, ACCOUNTS)
     lines = [line("T1", "1", "10"), line("T2", "-1", "10", product_code="BK-1")]
     assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
     assert money(s.rows("journal_entries"), "entry_id", "line_no", "account", "debit",
