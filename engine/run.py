@@ -166,14 +166,16 @@ def _attach(executor: DuckDBExecutor, state_path: Path, client: str,
 def _fold_log(executor: DuckDBExecutor, state_path: Path) -> None:
     """A write-ahead log left beside the state file (by a run killed in its commit, or a
     tiny commit) folded into the file before the night: the state kept for --replace is
-    then the file alone, and the night's commits never follow the torn end of an old log.
+    then the file alone, and the night's own commits never follow the torn end of an old
+    log (only an older state's upgrade, in `migrate`, writes before this).
     DuckDB replays a log when the file is attached, but a log with nothing to replay (a
     torn end, a checkpoint that was cut short) stays until a checkpoint has something to
     write: a table made and dropped gives it that."""
     if not safety.wal(state_path).exists():
         return
-    executor.execute("CREATE TABLE state.ruledger_fold_log (x INTEGER)")
-    executor.execute("DROP TABLE state.ruledger_fold_log")
+    # (two commits: a run killed between them leaves the table, which the next one drops)
+    executor.execute("CREATE OR REPLACE TABLE state.ruledger_fold_log (x INTEGER)")
+    executor.execute("DROP TABLE IF EXISTS state.ruledger_fold_log")
     executor.execute("CHECKPOINT state")
 
 

@@ -120,16 +120,25 @@ def test_a_log_left_beside_the_state_is_folded_in_before_the_state_is_kept(
     state as it was (for --replace) as the file alone, the log folded in."""
     shutil.copytree(first_night, tmp_path, dirs_exist_ok=True)
     state = tmp_path / "state.duckdb"
+    # Whole: a table made and dropped, a log that changes nothing. Torn: the log of one
+    # commit cut in half, a commit that never happened (the table must not appear).
+    sql = "CREATE TABLE scratch AS SELECT 1 AS x" + ("" if torn else "; DROP TABLE scratch")
     subprocess.run([sys.executable, "-c", (
         "import duckdb, os\n"
         f"con = duckdb.connect({str(state)!r}, config={{'checkpoint_threshold': '1GB'}})\n"
-        "con.execute('CREATE TABLE scratch AS SELECT 1 AS x; DROP TABLE scratch')\n"
+        f"con.execute({sql!r})\n"
         "os._exit(0)\n")], check=True)  # committed to the log, never checkpointed
     log = safety.wal(state)
-    if torn:  # the log's write cut short: the commit in it never happened
+    if torn:
         log.write_bytes(log.read_bytes()[:len(log.read_bytes()) // 2])
     assert log.exists()
     assert main(_args(tmp_path, NIGHTS[1])) == 0
+    con = duckdb.connect(str(state), read_only=True)
+    try:
+        assert con.sql("SELECT table_name FROM duckdb_tables() WHERE table_name IN "
+                       "('scratch', 'ruledger_fold_log')").fetchall() == []
+    finally:
+        con.close()
     assert _tables(tmp_path) == _tables(uninterrupted)
     assert _leftovers(tmp_path) == []
     assert (safety.state_digest(tmp_path / "state.duckdb.before")

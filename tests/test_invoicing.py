@@ -59,6 +59,44 @@ def test_largest_remainder_goes_to_the_largest_remainder_not_the_first_line(tmp_
         (1, "0.06"), (2, "0.07"), (3, "0.06")]
 
 
+def test_a_credit_note_rounded_per_invoice_shares_out_negative_units(tmp_path):
+    """Three lines of -0.35 at 19%: each exact -0.0665 is cut toward zero to -0.06 (-0.18
+    in all); the credit note's tax -1.05 x 0.19 = -0.1995 rounds to -0.20, so -2 cents go
+    out by remainder (all -0.0065: ties to lines 1 and 2): -0.07, -0.07, -0.06."""
+    s = Scenario(tmp_path, tax_19("invoice"))
+    lines = [line(t, "-1", "0.35") for t in ("T1", "T2", "T3")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "tax_amount") == [
+        (1, "-0.07"), (2, "-0.07"), (3, "-0.06")]
+    assert money(s.rows("invoices"), "document_type", "tax_amount", "gross_amount") == [
+        ("credit_note", "-0.2", "-1.25")]
+
+
+TWO_RATES = """\
+kind: tax
+version: 1
+hit_policy: first
+rounding_level: invoice
+rules:
+  - {id: reduced, when: 'tax_category == "reduced"', code: VAT7, rate: 7%}
+  - {id: standard, when: 'ship_to_country == "DE"', code: VAT19, rate: 19%}
+"""
+
+
+def test_each_tax_group_of_an_invoice_is_rounded_on_its_own(tmp_path):
+    """One invoice, two groups. VAT19: three lines of 0.35, 2 cents to share out as in
+    the rounding trap (0.07, 0.07, 0.06). VAT7: 1.00 x 0.07 = 0.07 exactly, nothing to
+    share out. Lines are numbered across both groups by date, then id."""
+    s = Scenario(tmp_path, TWO_RATES)
+    lines = [line("T1", "1", "0.35"), line("T2", "1", "1.00", tax_category="reduced"),
+             line("T3", "1", "0.35"), line("T4", "1", "0.35")]
+    assert s.night("2026-03-02", customers=[CUSTOMER], transactions=lines) == 0
+    assert money(s.rows("invoice_lines"), "line_no", "txn_id", "tax_code", "tax_amount") == [
+        (1, "T1", "VAT19", "0.07"), (2, "T2", "VAT7", "0.07"), (3, "T3", "VAT19", "0.07"),
+        (4, "T4", "VAT19", "0.06")]
+    assert money(s.rows("invoices"), "tax_amount", "gross_amount") == [("0.27", "2.32")]
+
+
 def test_prices_that_include_tax(tmp_path):
     """Gross 119.00 at 19%: tax = 119 x 0.19 / 1.19 = 19.00, net 100.00.
     Gross 10.00: tax = 1.5966... -> 1.60, net 8.40. net + tax = gross on every line."""
