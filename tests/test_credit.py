@@ -79,6 +79,11 @@ def test_the_limit_comes_from_an_override_then_a_rule_then_the_default(tmp_path)
     assert decisions(s)[0] == ("C1", "40000", "10000", "4", "hold", "default", "credit.yaml:3")
     (hold,) = [e for e in s.rows("exceptions") if e["code"] == "CREDIT_HOLD"]
     assert hold["entity_id"] == "C1" and hold["severity"] == "warning"
+    assert hold["message"] == ("customer C1 is on credit hold: exposure 40,000.00 EUR against "
+                               "a limit of 10,000.00 (utilization 4.0000)")
+    assert (hold["rule_id"], hold["rule_ref"]) == ("default", "credit.yaml:3")
+    assert details(hold) == {"customer_id": "C1", "exposure": "40000.0000",
+                             "credit_limit": "10000.0000", "dunning_level": None}
 
 
 def test_no_limit_from_any_source_is_a_hold_with_an_error(tmp_path):
