@@ -35,10 +35,11 @@ def _template() -> jinja2.Template:
     return env.get_template("exceptions.html.j2")
 
 
-def _customer(entity_type: str | None, entity_id: str | None, details: str | None) -> str | None:
+def _customer(entity_type: str | None, entity_id: str | None, details: dict) -> str | None:
+    """The customer an exception is about: its entity, or the one its details name."""
     if entity_type == "customer":
         return entity_id
-    customer = json.loads(details).get("customer_id") if details else None
+    customer = details.get("customer_id")
     return None if customer is None else str(customer)
 
 
@@ -53,18 +54,11 @@ def _rule_source(ruleset: RuleSet, rule_ref: str | None) -> tuple[str | None, st
     return path.resolve().as_uri(), (source_line(str(path), int(line)) or "").strip()
 
 
-def _problem_customer(problem: Problem) -> str | None:
-    """`_customer` of a problem before it is a row: its details not yet JSON."""
-    if problem.entity_type == "customer":
-        return problem.entity_id
-    customer = problem.details.get("customer_id")
-    return None if customer is None else str(customer)
-
-
 def _customers(exceptions: pa.Table) -> list[str | None]:
-    """The customer each exception is about: its entity, or the one its details name."""
-    return [_customer(*row) for row in zip(*(exceptions.column(name).to_pylist() for name in (
-        "entity_type", "entity_id", "details")), strict=True)]
+    """`_customer` of each row of an exceptions table (its details read back from JSON)."""
+    return [_customer(kind, entity, json.loads(details) if details else {})
+            for kind, entity, details in zip(*(exceptions.column(name).to_pylist() for name in (
+                "entity_type", "entity_id", "details")), strict=True)]
 
 
 def render_exceptions(exceptions: pa.Table, ruleset: RuleSet, as_of: str, run_id: str,
@@ -205,7 +199,7 @@ class ExceptionsBuilder:
         ordered = in_order(problems)
         table = numbered_table(ordered, self.run_id, first=self._numbered + 1)
         self._numbered += table.num_rows
-        customers = list(map(_problem_customer, ordered))
+        customers = [_customer(p.entity_type, p.entity_id, p.details) for p in ordered]
         return table, customers, _rows_html(table, customers, self.ruleset)
 
     def finish(self) -> tuple[pa.Table, tuple[list[str | None], list[Markup]]]:
