@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -304,5 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _handle(args.func, args)
 
 
+def entry() -> None:
+    """The `ruledger` process: `main`, then exit. What the command made is written and
+    closed by then; the objects left are frozen, so the interpreter's last collection does
+    not walk them all on its way out (at a million lines that walk was 0.13 s of the
+    run's 0.17 s of exit). Only here, not in `main`: tests run it many times in one
+    process, and frozen objects are never collected."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -569,3 +569,35 @@ def test_a_night_commits_with_its_work_tables_dropped(tmp_path, monkeypatch):
     finally:
         con.close()
     assert [status for _d, _r, status in _runs(tmp_path)] == ["done"]
+
+
+def test_a_night_makes_no_full_collection_and_gives_the_thresholds_back(tmp_path, monkeypatch):
+    """Python's full collections walk every live object, and a night holds big ones: they
+    wait until the night is over. Young objects are still collected during it."""
+    import gc
+
+    from engine.executor import DuckDBExecutor
+
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    full: list[int] = []
+    execute = DuckDBExecutor.execute
+
+    def watched(self, statement):
+        during.append(gc.get_threshold())
+        return execute(self, statement)
+
+    def collected(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            full.append(1)
+
+    monkeypatch.setattr(DuckDBExecutor, "execute", watched)
+    gc.callbacks.append(collected)
+    try:
+        gc.collect()  # what the tests before left; then none until the night is over
+        full.clear()
+        assert _run(NORDWIND, NIGHTS[0], tmp_path) == 0
+    finally:
+        gc.callbacks.remove(collected)
+    assert during and all(t[:2] == before[:2] and t[2] > 1_000_000 for t in during)
+    assert full == [] and gc.get_threshold() == before
