@@ -60,7 +60,13 @@ class DuckDBExecutor:
         # when a commit checkpoints, and with a threshold this low every commit of more
         # than a few rows does (at a million lines the log took 0.1 s to write, and the
         # checkpoint at close as much). A tiny commit (a meta row) may still go to the log.
-        config = {"checkpoint_threshold": "1KB"}
+        # What the night adds to the state (a million processed ids, its open items) stays
+        # in memory until that commit, rather than being compressed into the file as it is
+        # inserted ("optimistic writes"): compressed on insert, it took one thread while
+        # the other waited (0.17 s for the processed ids), and the stages after it read it
+        # back through the decompression. The commit compresses it on every thread. At a
+        # million lines the night is 0.2 s faster and holds 0.2 GiB more at its peak.
+        config = {"checkpoint_threshold": "1KB", "enable_optimistic_write": False}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if spill is not None:  # where DuckDB spills what passes the limit (else ./.tmp)
