@@ -149,3 +149,10 @@ def test_baseline_dunning_credit_and_aging_as_ruledger(outputs):
     for g, e in zip(got, expected, strict=True):
         assert abs(g[1] - e[1]) <= max(2, e[1] // 50), g[0]
         assert _close(g[2], e[2]) and _close(g[3], e[3]), g[0]
+
+
+def test_the_ratio_to_the_baseline_is_shown_to_two_places():
+    """1.46x must not read as the target's 1.5x."""
+    rows = [(1000, "sql", 5.0, 8.0, 100.0, 1.0, 6.0),
+            (1000, "ruledger", 7.3, 11.0, 100.0, 7.3 / 5.0, 8.8)]
+    assert "| 1,000 | ruledger | 7.30 | 11.0 | 100 | 1.46x | 8.8x |" in bench.table(rows)

@@ -8,12 +8,16 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from markupsafe import escape
 from scenario import CUSTOMER, Scenario, line
 
 from engine.config.ruleset import load_ruleset
 from engine.exceptions import Problem, exceptions_table
-from engine.report import ExceptionsBuilder, _rule_cell, render_exceptions
+from engine.report import ExceptionsBuilder, _escaped, _rule_cell, render_exceptions
 
 TAX = """\
 kind: tax
@@ -179,3 +183,10 @@ def test_a_rule_reference_without_its_file_is_shown_but_not_linked(tmp_path):
     gone = _rule_cell(ruleset, "gone.yaml:3", "x<y")
     assert gone == "<code>gone.yaml:3</code> <code>x&lt;y</code>"
     assert _rule_cell(ruleset, None, None) == ""
+
+
+@given(st.lists(st.one_of(st.none(), st.text(), st.text(alphabet="ab&<>\"'"))))
+def test_a_column_is_escaped_as_markupsafe_escapes_each_value(values):
+    """Whether or not the column has anything to escape (then it is looked through once)."""
+    assert _escaped(pa.array(values, pa.string())) == [
+        "" if v is None else str(escape(v)) for v in values]
