@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -100,7 +101,7 @@ def run_night(options: RunOptions) -> RunResult:
     client = ruleset.client.id
     state_path = options.state_path or Path("state") / f"{client}.duckdb"
     with logger.contextualize(client=client), safety.client_lock(state_path, client), \
-            _young_collections_only():
+            _young_collections_only:
         safety.recover(state_path)
         if options.replace:
             replaced = _replace(options, ruleset, as_of, state_path)
@@ -110,20 +111,36 @@ def run_night(options: RunOptions) -> RunResult:
                       ruleset, as_of)
 
 
-@contextmanager
-def _young_collections_only() -> Iterator[None]:
-    """Python's cycle collector, during a night, collects only the objects made since it
-    last ran. A full collection walks every live object, and a night holds big ones (a
+class _YoungCollectionsOnly:
+    """While any night runs, Python's cycle collector collects only the objects made since
+    it last ran. A full collection walks every live object, and a night holds big ones (a
     column as a list walks all its items): at a million lines five of them took 0.25 s,
     on the thread every statement waits for, and found little. Young garbage (the
     compiler's trees, which point back to their parents) is still collected; what lived
-    long goes at the next full collection after the night."""
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, 1 << 30)
-    try:
-        yield
-    finally:
-        gc.set_threshold(young, middle, old)
+    long goes at the next full collection after the last night ends. The thresholds are
+    the process's: nights run side by side (`ruledger batch`) share them, and the last
+    to end gives them back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nights = 0
+        self._given: tuple[int, int, int] | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._nights == 0:
+                self._given = gc.get_threshold()
+                gc.set_threshold(self._given[0], self._given[1], 1 << 30)
+            self._nights += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._nights -= 1
+            if self._nights == 0 and self._given is not None:
+                gc.set_threshold(*self._given)
+
+
+_young_collections_only = _YoungCollectionsOnly()
 
 
 def _night(options: RunOptions, ruleset: RuleSet, as_of: dt.date) -> RunResult:

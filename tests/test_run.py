@@ -601,3 +601,36 @@ def test_a_night_makes_no_full_collection_and_gives_the_thresholds_back(tmp_path
         gc.callbacks.remove(collected)
     assert during and all(t[:2] == before[:2] and t[2] > 1_000_000 for t in during)
     assert full == [] and gc.get_threshold() == before
+
+
+def test_nights_side_by_side_give_the_thresholds_back_when_the_last_ends():
+    """`ruledger batch` runs clients' nights on threads of one process, whose collector
+    thresholds they share: the first to start sets them, the last to end gives them back."""
+    import gc
+
+    from engine.run import _young_collections_only as young
+
+    before = gc.get_threshold()
+    a_started, b_started, a_ended = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, tuple[int, int, int]] = {}
+
+    def night_a():
+        with young:
+            a_started.set()
+            b_started.wait(5)
+        a_ended.set()
+
+    def night_b():
+        a_started.wait(5)
+        with young:
+            b_started.set()
+            a_ended.wait(5)
+            seen["b after a ended"] = gc.get_threshold()
+
+    threads = [threading.Thread(target=night_a), threading.Thread(target=night_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen["b after a ended"][2] > 1_000_000  # b still runs: no full collections
+    assert gc.get_threshold() == before
